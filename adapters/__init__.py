@@ -1,0 +1,128 @@
+"""Model registry: a dict from CLI name to a `ModelSpec`, plus `--model` resolution.
+
+Factories are named by import path and imported only when a run needs them, so listing
+models never imports torch. A factory is called with the options the user gave
+(`checkpoint`, `device`, `dtype`, `--model-option k=v`) and returns a predictor with
+`start(sample)` and `predict(clicks) -> H x W float probability map`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from bench.sample import Click, Sample
+
+ENTRY_POINT_GROUP = "iseg_bench.models"
+
+
+class Predictor(Protocol):
+    def start(self, sample: Sample) -> None: ...
+
+    def predict(self, clicks: list[Click]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    factory: str | Callable[..., Predictor]  # "package.module:function" or a callable
+    family: str = "plugin"
+    needs_weights: bool = False
+    description: str = ""
+    input_size: str = ""
+    params_m: float | None = None  # paper Table 5 convention (thop) where it applies
+    checkpoint_files: tuple[str, ...] = ()
+    download_page: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    MODELS[spec.name] = spec
+    return spec
+
+
+def _import_attr(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    if not attr:
+        raise ValueError(f"{path!r}: expected 'package.module:factory'")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"{module_name} has no attribute {attr!r}") from None
+
+
+def _import_file_attr(path: str) -> Any:
+    file_part, _, attr = path.rpartition(":")
+    file = Path(file_part).resolve()
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: model file does not exist")
+    module_name = f"iseg_bench_plugin_{abs(hash(str(file)))}"
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    if not hasattr(module, attr):
+        raise ValueError(f"{file} defines no {attr!r}")
+    return getattr(module, attr)
+
+
+def _entry_point_specs() -> dict[str, ModelSpec]:
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = ModelSpec(name=ep.name, factory=ep.value, family="plugin")
+    return found
+
+
+def all_models() -> dict[str, ModelSpec]:
+    """Built-in models and those third-party packages register through entry points."""
+    return {**_entry_point_specs(), **MODELS}
+
+
+def resolve_model(name: str) -> ModelSpec:
+    """`--model` value -> spec: registered name, `pkg.mod:factory`, or `file.py:factory`."""
+    models = all_models()
+    if name in models:
+        return models[name]
+    if ":" in name:
+        file_part = name.rpartition(":")[0]
+        if file_part.endswith(".py") or "/" in file_part or Path(file_part).is_file():
+            return ModelSpec(name=name, factory=partial_file(name), family="plugin")
+        return ModelSpec(name=name, factory=name, family="plugin")
+    known = ", ".join(sorted(models))
+    raise KeyError(
+        f"unknown model {name!r}; use a registered name ({known}), "
+        "'package.module:factory' or 'path/to/file.py:factory'"
+    )
+
+
+def partial_file(path: str) -> Callable[..., Predictor]:
+    def factory(**options: Any) -> Predictor:
+        return _import_file_attr(path)(**options)
+
+    return factory
+
+
+def make_predictor(spec: ModelSpec, **options: Any) -> Predictor:
+    factory = _import_attr(spec.factory) if isinstance(spec.factory, str) else spec.factory
+    predictor = factory(**options)
+    for method in ("start", "predict"):
+        if not callable(getattr(predictor, method, None)):
+            raise TypeError(f"model {spec.name!r}: the predictor has no {method}() method")
+    return predictor
+
+
+# Built-in models register themselves here (cheap modules: no torch import at this point).
+from bench.adapters import catalog  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Registry entries of this model family (filled in by its adapter)."""
