@@ -1,0 +1,138 @@
+"""The official click simulator and IoU (RITM/SimpleClick `isegm/inference/clicker.py`,
+`isegm/inference/utils.py:get_iou`; PROTOCOL.md sections 2 and 4.1).
+
+Pure numpy; no I/O, no torch. Bit-exactness rests on four rules: the error masks exclude
+ignore pixels, the distance transform is the exact Euclidean one of the error mask padded
+by one non-error pixel, ties go to a negative click and to the first pixel in raster order,
+and IoU is computed in float64 then stored as float32.
+
+Speed: the distance transform is only needed on the bounding box of each error mask.
+Every pixel outside that box is non-error, so the nearest non-error pixel of an interior
+pixel is never farther than the box's one-pixel frame, and cropping changes no value.
+Distances are compared as exact integer squares, which also removes the last-bit noise of
+OpenCV's float32 output that the spec warns about (PROTOCOL.md section 2.2, exactness notes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from bench.sample import IGNORE, Click
+
+PRED_THR = 0.49
+"""The evaluator's binarisation threshold, compared with a strict `>` (not 0.5)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Target:
+    """Ground truth prepared once per instance: object and background restricted to valid pixels."""
+
+    object_valid: np.ndarray  # gt == 1 (object pixels are never ignore)
+    background_valid: np.ndarray  # gt == 0 or any other non-ignore, non-object value
+    n_object: int
+
+    @classmethod
+    def from_gt(cls, gt: np.ndarray) -> Target:
+        obj = gt == 1
+        return cls(obj, (gt != IGNORE) & ~obj, int(np.count_nonzero(obj)))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.object_valid.shape  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, eq=False)
+class Errors:
+    """False negatives and false positives of one binary prediction, on valid pixels only."""
+
+    fn: np.ndarray
+    fp: np.ndarray
+    n_fn: int
+    n_fp: int
+
+
+def errors(target: Target, pred: np.ndarray) -> Errors:
+    fn = target.object_valid & ~pred
+    fp = target.background_valid & pred
+    return Errors(fn, fp, int(np.count_nonzero(fn)), int(np.count_nonzero(fp)))
+
+
+def iou_from_errors(target: Target, err: Errors) -> float:
+    """IoU over valid pixels in float64: I = |O| - |FN|, U = |O| + |FP|.
+
+    The official loop early-stops on this float64 value but stores (and thresholds for NoC)
+    its float32 rounding. U = 0 (no valid object pixels, empty prediction) gives NaN, as
+    numpy's 0/0 does in the official code; NaN never reaches a threshold.
+    """
+    union = target.n_object + err.n_fp
+    if union == 0:
+        return float("nan")
+    return (target.n_object - err.n_fn) / union
+
+
+def iou(gt: np.ndarray, pred: np.ndarray) -> np.float32:
+    """`get_iou(gt, pred)` of the official code, as stored: float32."""
+    target = Target.from_gt(gt)
+    return np.float32(iou_from_errors(target, errors(target, pred)))
+
+
+def binarize(prob: np.ndarray, thr: float = PRED_THR) -> np.ndarray:
+    return prob > thr
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _max_squared_distance(
+    mask: np.ndarray, clicked: Iterable[tuple[int, int]]
+) -> tuple[int, int, int]:
+    """(max squared EDT, row, col of its first raster-order occurrence) of an error mask.
+
+    Clicked pixels count as distance 0. With no error pixel left the maximum is 0 at (0, 0),
+    which is where the official `np.where` on an all-zero map points.
+    """
+    box = _bbox(mask)
+    if box is None:
+        return 0, 0, 0
+    r0, r1, c0, c1 = box
+    crop = np.pad(mask[r0:r1, c0:c1], 1).view(np.uint8)
+    dist = cv2.distanceTransform(crop, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    # Exact integer squares: float32 sqrt of an integer below 2^22 squares back to within 0.5.
+    sq = np.rint(dist.astype(np.float64) ** 2).astype(np.int64)
+    for y, x in clicked:
+        if r0 <= y < r1 and c0 <= x < c1:
+            sq[y - r0, x - c0] = 0
+    flat = int(np.argmax(sq))
+    best = int(sq.flat[flat])
+    if best == 0:
+        return 0, 0, 0
+    h, w = sq.shape
+    return best, r0 + flat // w, c0 + flat % w
+
+
+def next_click_from_errors(err: Errors, clicked: Iterable[tuple[int, int]]) -> Click:
+    """The official next click: interior-most pixel of the larger error, negative on ties."""
+    clicked = list(clicked)
+    fn_best, fn_y, fn_x = _max_squared_distance(err.fn, clicked)
+    fp_best, fp_y, fp_x = _max_squared_distance(err.fp, clicked)
+    if fn_best > fp_best:
+        return Click(fn_y, fn_x, True)
+    return Click(fp_y, fp_x, False)
+
+
+def next_click(gt: np.ndarray, pred: np.ndarray, clicked: Iterable[tuple[int, int]] = ()) -> Click:
+    """Next click for ground truth `gt` (tri-state) given binary prediction `pred`.
+
+    `clicked` holds the (row, col) of earlier clicks: each is excluded as a single pixel.
+    """
+    target = Target.from_gt(gt)
+    return next_click_from_errors(errors(target, pred), clicked)
