@@ -1,0 +1,187 @@
+"""`bench profile`: the compute table (paper Tables 1 and 5) as `profile.csv` and on screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bench import profile_clicks
+from bench.profile import (
+    DTYPES,
+    TARGETS,
+    ProfileRow,
+    parse_dtype,
+    profile_one,
+    resolve_target,
+    write_csv,
+)
+
+SHOWN = (
+    ("model", "model"),
+    ("input_size", "S"),
+    ("device", "device"),
+    ("dtype", "dtype"),
+    ("params_M", "params M"),
+    ("params_backbone_Mi", "bb Mi"),
+    ("params_neck_Mi", "neck Mi"),
+    ("params_head_Mi", "head Mi"),
+    ("params_thop_M", "thop M"),
+    ("gflops_paper", "GFLOPs paper"),
+    ("gflops_full", "GFLOPs full"),
+    ("peak_mem_MiB", "peak MiB"),
+    ("spc_model_median_s", "model s/click"),
+    ("spc_model_iqr_s", "IQR"),
+    ("spc_harness_median_s", "harness s/click"),
+)
+
+
+def _split(values: str) -> list[str]:
+    return [v.strip() for v in values.split(",") if v.strip()]
+
+
+def format_table(rows: list[ProfileRow]) -> str:
+    """A fixed-width table of the main columns plus the conventions they follow."""
+    header = [title for _, title in SHOWN]
+    body = [[_fmt(getattr(row, name)) for name, _ in SHOWN] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    if rows:
+        first = rows[0]
+        lines += [
+            "",
+            f"params M: {first.params_convention}; thop M: paper Table 5 (thop's count)",
+            f"GFLOPs paper: {first.flops_convention_paper}",
+            f"GFLOPs full: {first.flops_convention_full}",
+            "peak MiB: " + ", ".join(sorted({r.mem_kind for r in rows if r.mem_kind})),
+        ]
+        datasets = sorted({r.spc_dataset for r in rows if r.spc_dataset})
+        if datasets:
+            lines.append(
+                "s/click: median and IQR over the clicks of the official loop on "
+                + ", ".join(datasets)
+                + " (warm-up clicks excluded); model = network forward passes, "
+                "harness = the rest of each click"
+            )
+    return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+    return str(value)
+
+
+@click.command("profile")
+@click.option(
+    "--models",
+    default="simpleclick-vit-b",
+    show_default=True,
+    help="Comma-separated model names: " + ", ".join(TARGETS) + ".",
+)
+@click.option(
+    "--sizes",
+    default="",
+    help="Comma-separated square input sizes; default: each model's paper size.",
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True)
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Official checkpoint to load (one model only); default: random weights.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run directory: writes DIR/profile.csv.",
+)
+@click.option(
+    "--clicks",
+    default=profile_clicks.DEFAULT_MAX_CLICKS,
+    show_default=True,
+    help="Clicks per instance in the timed loop.",
+)
+@click.option(
+    "--warmup",
+    default=profile_clicks.DEFAULT_WARMUP_CLICKS,
+    show_default=True,
+    help="Clicks at the start of the loop left out of the statistics.",
+)
+@click.option("--dataset", default="demo", show_default=True, help="Dataset of the click loop.")
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder holding the dataset (not needed for demo).",
+)
+@click.option("--no-spc", is_flag=True, help="Skip the click loop (counts and memory only).")
+def profile_command(
+    models: str,
+    sizes: str,
+    device: str,
+    dtype: str,
+    checkpoint: Path | None,
+    out_dir: Path | None,
+    clicks: int,
+    warmup: int,
+    dataset: str,
+    data_root: Path | None,
+    no_spc: bool,
+) -> None:
+    """Parameters, FLOPs (paper and full conventions), peak memory and seconds per click."""
+    try:
+        targets = [resolve_target(name) for name in _split(models)]
+        size_list = [int(s) for s in _split(sizes)]
+    except (KeyError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    if checkpoint is not None and len(targets) != 1:
+        raise click.BadParameter("--checkpoint needs exactly one model in --models")
+    samples = None
+    if not no_spc:
+        samples = _sample_source(dataset, data_root)
+    rows = []
+    for target in targets:
+        for size in size_list or [target.size]:
+            rows.append(
+                profile_one(
+                    target,
+                    size,
+                    device=device,
+                    dtype=parse_dtype(dtype),
+                    checkpoint=checkpoint,
+                    samples=samples,
+                    dataset=dataset,
+                    max_clicks=clicks,
+                    warmup_clicks=warmup,
+                )
+            )
+            if out_dir is not None:
+                write_csv(rows, out_dir / "profile.csv")  # rewritten after each row
+    click.echo(format_table(rows))
+    if out_dir is not None:
+        click.echo(f"\nwrote {out_dir / 'profile.csv'}")
+
+
+def _sample_source(dataset: str, data_root: Path | None):
+    """A callable yielding the dataset's instances in official order, loaded lazily."""
+    from bench.datasets import list_samples
+
+    try:
+        refs = list_samples(dataset, data_root)
+    except (KeyError, FileNotFoundError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--dataset/--data-root") from None
+
+    def samples():
+        for ref in refs:
+            yield from ref.load()
+
+    return samples

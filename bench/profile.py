@@ -1,0 +1,375 @@
+"""`bench profile`: parameters per module, FLOPs, peak memory and seconds per click.
+
+One row per (model, input size) in `profile.csv`, the compute side of the paper's Tables 1
+and 5. No weights are needed: the architecture is built with random weights unless a
+checkpoint is given, and everything that depends on shapes only (parameters, FLOPs) is
+counted on the meta device, so even ViT-H costs no memory there.
+
+Conventions (each named in the CSV):
+
+* Parameters: `params_*_M` are full counts (every parameter of the state_dict) / 1e6;
+  `params_*_Mi` the same / 2^20, the unit of the paper's Table 1; `params_thop_M` is thop's
+  count / 1e6, the paper's Table 5 figure (it omits parameters that thop does not see, see
+  `bench.profile_counts`). Backbone / neck / head are the SimpleClick top-level modules; the
+  coordinate patch embedding (`patch_embed_coords`) belongs to none of them and is listed in
+  `params_by_module` with every other top-level module (RITM: `maps_transform`,
+  `feature_extractor`; Table 1 has no RITM row, so their backbone/neck/head cells stay empty).
+* FLOPs: `gflops_paper` (thop, 2 x MACs, no attention matmuls) and `gflops_full`
+  (FlopCounterMode, attention included), one forward pass at batch 1, input S x S.
+* Peak memory: see `bench.profile_memory`; it covers building the network on the device and one
+  forward pass of batch 1 at S x S, so weights are included on both CUDA and CPU.
+* Seconds per click: see `bench.profile_clicks`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench import profile_clicks, profile_counts, profile_memory
+from bench.adapters import Predictor
+
+SIMPLECLICK = "simpleclick"
+RITM = "ritm"
+
+
+@dataclass(frozen=True)
+class ProfileTarget:
+    """How to build one registered model's architecture and the size the paper profiles it at."""
+
+    name: str  # model registry name
+    family: str  # SIMPLECLICK or RITM
+    variant: str  # builder variant
+    size: int  # paper Table 5 input size (also the evaluation's network input size)
+    label: str  # the paper's row
+
+
+TARGETS: dict[str, ProfileTarget] = {
+    t.name: t
+    for t in (
+        ProfileTarget("simpleclick-vit-xt", SIMPLECLICK, "xtiny", 448, "ViT-xTiny 448"),
+        ProfileTarget("simpleclick-vit-b", SIMPLECLICK, "base", 448, "ViT-B 448"),
+        ProfileTarget("simpleclick-vit-l", SIMPLECLICK, "large", 448, "ViT-L 448"),
+        ProfileTarget("simpleclick-vit-h", SIMPLECLICK, "huge", 448, "ViT-H 448"),
+        # Table 5's "ViT-B 224" is the 448 architecture run at 224 (golden/README.md section 2).
+        ProfileTarget("simpleclick-vit-b224", SIMPLECLICK, "base", 224, "ViT-B 224"),
+        ProfileTarget("ritm-hrnet18s", RITM, "hrnet18s", 400, "HRNet18s-OCR48 400"),
+        ProfileTarget("ritm-hrnet18", RITM, "hrnet18", 400, "HRNet18-OCR64 400"),
+        ProfileTarget("ritm-hrnet32", RITM, "hrnet32", 400, "HRNet32-OCR128 400"),
+    )
+}
+
+TABLE1_MODULES = {SIMPLECLICK: ("backbone", "neck", "head"), RITM: (None, None, None)}
+
+PARAMS_CONVENTION = "full parameter count (state_dict); _M = /1e6, _Mi = /2^20 (Table 1)"
+
+CSV_COLUMNS = (
+    "model",
+    "input_size",
+    "device",
+    "dtype",
+    "params_M",
+    "params_backbone_M",
+    "params_neck_M",
+    "params_head_M",
+    "gflops_paper",
+    "gflops_full",
+    "flops_convention_paper",
+    "flops_convention_full",
+    "peak_mem_MiB",
+    "mem_kind",
+    "spc_model_median_s",
+    "spc_model_iqr_s",
+    "spc_harness_median_s",
+    "spc_dataset",
+)
+"""The columns the report reads, in this order; `ProfileRow` appends more after them."""
+
+
+def resolve_target(name: str) -> ProfileTarget:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        known = ", ".join(TARGETS)
+        raise KeyError(f"no architecture to profile for {name!r}; profilable: {known}") from None
+
+
+def build_network(
+    target: ProfileTarget,
+    size: int | None = None,
+    device: torch.device | str = "cpu",
+    checkpoint: Path | str | None = None,
+) -> nn.Module:
+    """The network of `target` on `device` (``"meta"`` for shapes only), in eval mode.
+
+    Random weights from the adapters' builders unless `checkpoint` is given, in which case the
+    architecture comes from the checkpoint's saved config and its weights are loaded strictly.
+    SimpleClick is built for input `size` (position embedding grid; thop and FlopCounterMode
+    count nothing that depends on it), RITM is size-free.
+    """
+    size = target.size if size is None else size
+    if checkpoint is not None:
+        network = _network_from_checkpoint(target, Path(checkpoint), size, device)
+    else:
+        with torch.device(device):
+            network = _random_network(target, size)
+    return network.eval()
+
+
+def _random_network(target: ProfileTarget, size: int) -> nn.Module:
+    if target.family == SIMPLECLICK:
+        from bench.adapters.simpleclick.network import build_simpleclick
+
+        return build_simpleclick(target.variant, img_size=size)
+    from bench.adapters.ritm.network import build_hrnet
+
+    return build_hrnet(target.variant)
+
+
+def _network_from_checkpoint(
+    target: ProfileTarget, path: Path, size: int, device: torch.device | str
+) -> nn.Module:
+    from bench.adapters import checkpoint as ckpt
+
+    loaded = ckpt.read_checkpoint(path)
+    params = ckpt.config_params(loaded)
+    if target.family == SIMPLECLICK:
+        from bench.adapters.simpleclick.network import model_from_config
+    else:
+        from bench.adapters.ritm.network import model_from_config
+    with torch.device("meta" if str(device) == "meta" else "cpu"):
+        network = model_from_config(params)
+    if str(device) != "meta":
+        ckpt.load_state_dict_strict(network, loaded.state_dict)
+        network = network.to(device)
+    return network
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    model: str
+    input_size: int
+    device: str
+    dtype: str
+    params_M: float
+    params_backbone_M: float | None
+    params_neck_M: float | None
+    params_head_M: float | None
+    gflops_paper: float
+    gflops_full: float
+    flops_convention_paper: str
+    flops_convention_full: str
+    peak_mem_MiB: float | None
+    mem_kind: str
+    spc_model_median_s: float | None
+    spc_model_iqr_s: float | None
+    spc_harness_median_s: float | None
+    spc_dataset: str
+    # Beyond the report's columns:
+    params_convention: str
+    params_thop_M: float
+    params_Mi: float
+    params_backbone_Mi: float | None
+    params_neck_Mi: float | None
+    params_head_Mi: float | None
+    params_by_module: str  # JSON {top-level module: parameter count}
+    spc_harness_iqr_s: float | None
+    spc_total_median_s: float | None
+    spc_timed_clicks: int | None
+    spc_warmup_clicks: int | None
+    checkpoint: str
+
+
+def _scaled(count: int | None, unit: float) -> float | None:
+    return None if count is None else count / unit
+
+
+@dataclass(frozen=True)
+class Counts:
+    params: profile_counts.ParamCounts
+    paper: profile_counts.PaperCount
+    full_flops: int
+
+
+def count_network(target: ProfileTarget, size: int, checkpoint: Path | str | None = None) -> Counts:
+    """Parameters (architecture at its own size) and FLOPs of one forward pass at `size`.
+
+    Counted on the meta device (shapes only, no weights); a network whose construction or
+    forward pass needs real values is counted on the CPU instead, with the same result.
+    """
+    try:
+        return _count_on(target, size, checkpoint, "meta")
+    except (NotImplementedError, RuntimeError):
+        return _count_on(target, size, checkpoint, "cpu")
+
+
+def _count_on(
+    target: ProfileTarget, size: int, checkpoint: Path | str | None, device: str
+) -> Counts:
+    params = profile_counts.count_parameters(build_network(target, None, device, checkpoint))
+    network = build_network(target, size, device, checkpoint)
+    paper = profile_counts.count_paper_flops(network, size)
+    full, _ = profile_counts.count_full_flops(network, size)
+    return Counts(params, paper, full)
+
+
+def _parts(target: ProfileTarget, params: profile_counts.ParamCounts) -> list[int | None]:
+    return [
+        None if module is None else params.part(module) for module in TABLE1_MODULES[target.family]
+    ]
+
+
+PredictorFactory = Callable[[nn.Module, ProfileTarget, int, torch.device], Predictor]
+
+
+def profile_one(
+    target: ProfileTarget,
+    size: int,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    checkpoint: Path | str | None = None,
+    samples: Callable[[], Iterable[Any]] | None = None,
+    dataset: str = "",
+    max_clicks: int = profile_clicks.DEFAULT_MAX_CLICKS,
+    warmup_clicks: int = profile_clicks.DEFAULT_WARMUP_CLICKS,
+    make_predictor: PredictorFactory | None = None,
+) -> ProfileRow:
+    """Profile one model at one input size; the click loop runs when `samples` is given."""
+    device = torch.device(device)
+    counts = count_network(target, size, checkpoint)
+    network, memory = measure_network_memory(target, size, device, dtype, checkpoint)
+    spc = None
+    if samples is not None:
+        factory = make_predictor or random_init_predictor
+        predictor = factory(network, target, size, device)
+        with autocast(device, dtype):
+            times = profile_clicks.time_clicks(predictor, network, samples(), device, max_clicks)
+        spc = profile_clicks.summarize(times, dataset, warmup_clicks)
+    del network
+    return make_row(target, size, device, dtype, counts, memory, spc, checkpoint)
+
+
+def make_row(
+    target: ProfileTarget,
+    size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    counts: Counts,
+    memory: profile_memory.PeakMemory | None,
+    spc: profile_clicks.SpcSummary | None,
+    checkpoint: Path | str | None = None,
+) -> ProfileRow:
+    parts = _parts(target, counts.params)
+    mega = [_scaled(p, profile_counts.MEGA) for p in parts]
+    mebi = [_scaled(p, profile_counts.MEBI) for p in parts]
+    return ProfileRow(
+        model=target.name,
+        input_size=size,
+        device=str(device),
+        dtype=dtype_name(dtype),
+        params_M=counts.params.total / profile_counts.MEGA,
+        params_backbone_M=mega[0],
+        params_neck_M=mega[1],
+        params_head_M=mega[2],
+        gflops_paper=counts.paper.gflops,
+        gflops_full=counts.full_flops / 1e9,
+        flops_convention_paper=profile_counts.PAPER_CONVENTION,
+        flops_convention_full=profile_counts.FULL_CONVENTION,
+        peak_mem_MiB=None if memory is None else memory.mib,
+        mem_kind="" if memory is None else memory.kind,
+        spc_model_median_s=None if spc is None else spc.model_median_s,
+        spc_model_iqr_s=None if spc is None else spc.model_iqr_s,
+        spc_harness_median_s=None if spc is None else spc.harness_median_s,
+        spc_dataset="" if spc is None else spc.dataset,
+        params_convention=PARAMS_CONVENTION,
+        params_thop_M=counts.paper.params / profile_counts.MEGA,
+        params_Mi=counts.params.total / profile_counts.MEBI,
+        params_backbone_Mi=mebi[0],
+        params_neck_Mi=mebi[1],
+        params_head_Mi=mebi[2],
+        params_by_module=json.dumps(dict(counts.params.by_top_level_module)),
+        spc_harness_iqr_s=None if spc is None else spc.harness_iqr_s,
+        spc_total_median_s=None if spc is None else spc.total_median_s,
+        spc_timed_clicks=None if spc is None else spc.timed_clicks,
+        spc_warmup_clicks=None if spc is None else spc.warmup_clicks,
+        checkpoint="" if checkpoint is None else str(checkpoint),
+    )
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; expected one of {', '.join(DTYPES)}") from None
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    """Reduced precision the way inference code runs it: autocast, float32 weights and inputs.
+
+    Casting the whole network instead would also cast the click coordinates (bfloat16 has
+    integer steps of 2 above 256 pixels) and break the front end's exact disks.
+    """
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
+def measure_network_memory(
+    target: ProfileTarget,
+    size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    checkpoint: Path | str | None = None,
+) -> tuple[nn.Module, profile_memory.PeakMemory]:
+    """Build the network on `device` and run one batch-1 forward pass, measuring the peak."""
+
+    def work() -> nn.Module:
+        network = build_network(target, size, device, checkpoint)
+        inputs = profile_counts.network_inputs(size, device)
+        with torch.inference_mode(), autocast(device, dtype):
+            network(*inputs)
+        return network
+
+    return profile_memory.measure_peak_memory(work, device)
+
+
+def random_init_predictor(
+    network: nn.Module, target: ProfileTarget, size: int, device: torch.device
+) -> Predictor:
+    """The adapters' evaluation predictor around an already built (random-init) network."""
+    raise NotImplementedError("waiting for the adapters' EvalPredictor")
+
+
+def write_csv(rows: Sequence[ProfileRow], path: Path | str) -> Path:
+    """Write `profile.csv`: the report's columns first, then the rest of `ProfileRow`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = [f.name for f in fields(ProfileRow)]
+    assert tuple(names[: len(CSV_COLUMNS)]) == CSV_COLUMNS
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _cell(v) for k, v in asdict(row).items()})
+    return path
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e-3 else round(value, 6)
+    return value

@@ -1,0 +1,171 @@
+"""Seconds per click over a real click loop, with the network's share timed on its own.
+
+The official SPC is the wall time of the whole dataset loop divided by the clicks simulated
+(PROTOCOL.md section 4.6): network, flip pass, zoom-in, clicker and data loading together,
+synchronised only by the per-click copy of the prediction to the host. Here each click is
+timed separately so that a median and a spread exist, and the network's forward passes are
+timed with hooks on the network module (CUDA synchronised on both sides), so that the
+harness's own share (click rule, zoom-in, resizing, IoU) is the remainder.
+
+The loop is the official per-instance loop (PROTOCOL.md section 3): the click rule of
+`bench.protocol` on the previous binary prediction, `predictor.predict(all clicks)`,
+threshold 0.49, IoU, early stop at the target IoU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench import protocol
+from bench.adapters import Predictor
+from bench.sample import Click, Sample
+
+DEFAULT_MAX_CLICKS = 20  # official --n-clicks
+DEFAULT_TARGET_IOU = 0.90  # official --target-iou (early stop)
+DEFAULT_WARMUP_CLICKS = 3
+
+
+@dataclass(frozen=True)
+class ClickTime:
+    """Wall time of one click of the loop and the part spent inside the network's forward."""
+
+    sample_id: str
+    click_index: int  # 1-based within the instance
+    total_s: float
+    model_s: float
+    forward_calls: int
+
+    @property
+    def harness_s(self) -> float:
+        return self.total_s - self.model_s
+
+
+@dataclass(frozen=True)
+class SpcSummary:
+    """Median and interquartile range over the timed clicks (warm-up clicks excluded)."""
+
+    dataset: str
+    timed_clicks: int
+    warmup_clicks: int
+    model_median_s: float
+    model_iqr_s: float
+    harness_median_s: float
+    harness_iqr_s: float
+    total_median_s: float
+    mean_total_s: float  # the official SPC's definition, on the timed clicks
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def forward_timer(network: nn.Module, device: torch.device | str) -> Iterator[list[float]]:
+    """Collect the duration of every `network(...)` call made inside the block.
+
+    The hooks synchronise the device before starting and after finishing the clock, so an
+    asynchronous CUDA forward is charged to the network and not to whoever reads its output.
+    """
+    device = torch.device(device)
+    durations: list[float] = []
+    started: list[float] = []
+
+    def before(module: nn.Module, args: object) -> None:
+        _synchronize(device)
+        started.append(time.perf_counter())
+
+    def after(module: nn.Module, args: object, output: object) -> None:
+        _synchronize(device)
+        durations.append(time.perf_counter() - started.pop())
+
+    handles = [network.register_forward_pre_hook(before), network.register_forward_hook(after)]
+    try:
+        yield durations
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _instance_clicks(
+    predictor: Predictor,
+    sample: Sample,
+    durations: list[float],
+    device: torch.device,
+    max_clicks: int,
+    target_iou: float,
+) -> Iterator[ClickTime]:
+    target = protocol.Target.from_gt(sample.gt)
+    predictor.start(sample)
+    prediction = np.zeros(sample.gt.shape, dtype=bool)
+    clicks: list[Click] = []
+    for index in range(1, max_clicks + 1):
+        _synchronize(device)
+        first_forward = len(durations)
+        start = time.perf_counter()
+        click = protocol.next_click_from_errors(
+            protocol.errors(target, prediction), [(c.y, c.x) for c in clicks]
+        )
+        clicks.append(click)
+        prediction = protocol.binarize(predictor.predict(list(clicks)))
+        iou = protocol.iou_from_errors(target, protocol.errors(target, prediction))
+        _synchronize(device)
+        total = time.perf_counter() - start
+        forwards = durations[first_forward:]
+        yield ClickTime(sample.id, index, total, float(sum(forwards)), len(forwards))
+        if iou >= target_iou:
+            return
+
+
+def time_clicks(
+    predictor: Predictor,
+    network: nn.Module,
+    samples: Iterable[Sample],
+    device: torch.device | str = "cpu",
+    max_clicks: int = DEFAULT_MAX_CLICKS,
+    target_iou: float = DEFAULT_TARGET_IOU,
+) -> list[ClickTime]:
+    """Run the official loop over `samples` and time every click."""
+    device = torch.device(device)
+    times: list[ClickTime] = []
+    with forward_timer(network, device) as durations, torch.inference_mode():
+        for sample in samples:
+            times.extend(
+                _instance_clicks(predictor, sample, durations, device, max_clicks, target_iou)
+            )
+    return times
+
+
+def _median_iqr(values: np.ndarray) -> tuple[float, float]:
+    if values.size == 0:
+        return float("nan"), float("nan")
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    return float(q50), float(q75 - q25)
+
+
+def summarize(times: list[ClickTime], dataset: str, warmup_clicks: int) -> SpcSummary:
+    """Statistics over the clicks after the first `warmup_clicks` of the run."""
+    timed = times[warmup_clicks:]
+    model = np.array([t.model_s for t in timed])
+    harness = np.array([t.harness_s for t in timed])
+    total = np.array([t.total_s for t in timed])
+    model_median, model_iqr = _median_iqr(model)
+    harness_median, harness_iqr = _median_iqr(harness)
+    return SpcSummary(
+        dataset=dataset,
+        timed_clicks=len(timed),
+        warmup_clicks=min(warmup_clicks, len(times)),
+        model_median_s=model_median,
+        model_iqr_s=model_iqr,
+        harness_median_s=harness_median,
+        harness_iqr_s=harness_iqr,
+        total_median_s=_median_iqr(total)[0],
+        mean_total_s=float(total.mean()) if total.size else float("nan"),
+    )

@@ -1,0 +1,134 @@
+"""Parameter and FLOP counts of one network, in the paper's convention and in the full one.
+
+Two FLOP conventions, never mixed:
+
+* ``paper``: what SimpleClick's notebooks print (``notebooks/analyze_effiency.ipynb``,
+  ``notebooks/test_simpleclick_model_size*.ipynb``, PROTOCOL.md section 9):
+  ``thop.profile(model, inputs=(randn(1, 4, S, S), randn(1, 2, 3)))`` and GFLOPs = 2 x MACs.
+  thop only sees leaf modules it has a rule for, so the attention matrix products (functional
+  ``q @ k``), softmax, GELU, GroupNorm and functional interpolation are left out; its
+  parameter count likewise skips parameters of modules without a rule or that never run
+  (``pos_embed``, ``cls_token``, the unused classifier, GroupNorm).
+* ``full``: ``torch.utils.flop_counter.FlopCounterMode`` on the same call, which counts every
+  matrix product and convolution the forward dispatches (attention included) at 2 flops per
+  multiply-add and nothing else (no normalisation, elementwise or interpolation ops).
+
+Both are counted by the libraries; nothing is counted by hand here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+PAPER_CONVENTION = "thop: 2 x MACs of thop-counted modules (no attention matmuls); paper Table 5"
+FULL_CONVENTION = "torch FlopCounterMode: 2 x MACs of all conv/matmul incl. attention"
+
+MEGA = 1e6
+MEBI = float(2**20)  # paper Table 1 divides parameter counts by 2^20 (golden/README.md section 1)
+
+TABLE1_PARTS = ("backbone", "neck", "head")
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Full parameter counts (every `nn.Parameter`, as in the state_dict) by top-level module."""
+
+    total: int
+    by_top_level_module: Mapping[str, int]
+
+    def part(self, name: str) -> int | None:
+        """Count of one top-level module, None where the model has no such module."""
+        return self.by_top_level_module.get(name)
+
+
+def count_parameters(model: nn.Module) -> ParamCounts:
+    """Group `named_parameters()` by their first name component (the manifests' grouping).
+
+    Shapes only, so a model built on the meta device is counted without allocating weights.
+    Modules that hold no parameters (``dist_maps``) do not appear.
+    """
+    by_module: dict[str, int] = {}
+    for name, parameter in model.named_parameters():
+        top = name.split(".", 1)[0]
+        by_module[top] = by_module.get(top, 0) + parameter.numel()
+    return ParamCounts(total=sum(by_module.values()), by_top_level_module=by_module)
+
+
+def network_inputs(
+    size: int | tuple[int, int], device: torch.device | str = "cpu", seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The notebooks' profiling inputs: image + previous mask 1 x 4 x S x S, points 1 x 2 x 3.
+
+    Standard-normal as in the notebooks; counts depend on shapes only, so the values (and the
+    seed) never change a figure. On the meta device no values exist at all.
+    """
+    height, width = (size, size) if isinstance(size, int) else size
+    device = torch.device(device)
+    if device.type == "meta":
+        return (
+            torch.empty(1, 4, height, width, device=device),
+            torch.empty(1, 2, 3, device=device),
+        )
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.randn(1, 4, height, width, generator=generator)
+    points = torch.randn(1, 2, 3, generator=generator)
+    return image.to(device), points.to(device)
+
+
+@dataclass(frozen=True)
+class PaperCount:
+    """thop's result: multiply-accumulates and the parameters of the modules it counted."""
+
+    macs: int
+    params: int
+
+    @property
+    def gflops(self) -> float:
+        return 2 * self.macs / 1e9
+
+
+def count_paper_flops(model: nn.Module, size: int | tuple[int, int]) -> PaperCount:
+    """thop.profile exactly as the official notebooks call it (eval mode, no grad).
+
+    thop attaches temporary buffers and hooks and removes them again; its stdout chatter is
+    swallowed. Works on the meta device (its rules read shapes only).
+    """
+    import thop  # optional dependency (extra `profile`)
+
+    device = _model_device(model)
+    inputs = network_inputs(size, device)
+    with contextlib.redirect_stdout(io.StringIO()):
+        macs, params = thop.profile(model, inputs=inputs, verbose=False)
+    return PaperCount(macs=int(round(float(macs))), params=int(round(float(params))))
+
+
+def count_full_flops(model: nn.Module, size: int | tuple[int, int]) -> tuple[int, dict[str, int]]:
+    """Total flops and flops per aten operator of one forward pass under FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = _model_device(model)
+    inputs = network_inputs(size, device)
+    was_training = model.training
+    model.eval()
+    try:
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(*inputs)
+    finally:
+        model.train(was_training)
+    by_operator = {str(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
+    return int(counter.get_total_flops()), by_operator
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")

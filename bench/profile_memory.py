@@ -1,0 +1,103 @@
+"""Peak memory of a piece of work, measured the way each device allows.
+
+* CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, the counter
+  the paper's code prints (SimpleClick ``scripts/evaluate_model.py``, PROTOCOL.md section 9).
+  Memory already allocated when the work starts is part of the peak, as with the paper.
+* CPU: the increase of the process's peak resident set size over its resident size just
+  before the work. Linux lets a process reset its high-water mark (``VmHWM``) by writing
+  ``5`` to ``/proc/self/clear_refs``; elsewhere the lifetime ``ru_maxrss`` is the only peak,
+  which hides any work smaller than an earlier peak, so that result is labelled differently.
+  RSS counts pages, not tensors: allocator caches and libraries loaded during the work are
+  included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import resource
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+CUDA_KIND = "cuda_max_memory_allocated"
+CPU_KIND = "cpu_peak_rss_increase"
+CPU_LIFETIME_KIND = "cpu_maxrss_increase_lower_bound"
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+@dataclass(frozen=True)
+class PeakMemory:
+    mib: float
+    kind: str  # which counter: CUDA_KIND, CPU_KIND or CPU_LIFETIME_KIND
+
+
+def measure_peak_memory(work: Callable[[], T], device: torch.device | str) -> tuple[T, PeakMemory]:
+    """Run `work()` once and return its result with the peak memory it needed."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return _cuda_peak(work, device)
+    return _cpu_peak(work)
+
+
+def _cuda_peak(work: Callable[[], T], device: torch.device) -> tuple[T, PeakMemory]:
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    result = work()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device)
+    return result, PeakMemory(peak / 2**20, CUDA_KIND)
+
+
+def _release_free_memory() -> None:
+    """Hand freed heap pages back to the OS so that the baseline RSS holds live data only."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_high_water_mark() -> bool:
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _maxrss_kib() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss // 1024 if sys.platform == "darwin" else rss  # bytes on macOS, KiB elsewhere
+
+
+def _cpu_peak(work: Callable[[], T]) -> tuple[T, PeakMemory]:
+    _release_free_memory()
+    baseline = _status_kib("VmRSS")
+    if baseline is not None and _reset_high_water_mark():
+        result = work()
+        peak = _status_kib("VmHWM")
+        if peak is not None:
+            return result, PeakMemory(max(peak - baseline, 0) / 1024, CPU_KIND)
+        return result, PeakMemory(float("nan"), CPU_KIND)
+    before = _maxrss_kib()
+    result = work()
+    return result, PeakMemory(max(_maxrss_kib() - before, 0) / 1024, CPU_LIFETIME_KIND)
