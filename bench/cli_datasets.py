@@ -1,0 +1,137 @@
+"""`bench datasets list|verify`: what the registry expects and whether a copy matches it.
+
+Standalone: `python -m bench.cli_datasets verify --data-root /data`; the main CLI adds the
+group with `main.add_command(datasets)`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bench.datasets import DATASETS, DatasetSpec, dataset_root, get_dataset, is_present
+from bench.datasets.verify import DatasetReport, verify_dataset
+
+_DATA_ROOT = click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="BENCH_DATA_ROOT",
+    show_envvar=True,
+    help="Folder holding one folder per dataset under its official name (GrabCut/, DAVIS/, ...).",
+)
+_DATASETS = click.option(
+    "--datasets",
+    "names",
+    default=None,
+    metavar="A,B",
+    help="Comma-separated dataset names (default: all registered).",
+)
+
+
+def _selected(names: str | None) -> list[DatasetSpec]:
+    if not names:
+        return list(DATASETS.values())
+    try:
+        return [get_dataset(n) for n in names.split(",") if n.strip()]
+    except KeyError as exc:
+        raise click.BadParameter(exc.args[0], param_hint="--datasets") from None
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _status(spec: DatasetSpec, data_root: Path | None) -> tuple[str, str]:
+    """(found/missing with the number of listed entries, path); cheap: no pixel is decoded."""
+    try:
+        root = dataset_root(spec, data_root)
+    except FileNotFoundError:
+        where = "(no --data-root)" if data_root is None else str(data_root / spec.folder)
+        return "missing", where
+    if not is_present(spec, data_root):
+        return f"missing {spec.present_when}", str(root)
+    try:
+        entries = len(spec.list_samples(root))
+    except (OSError, ValueError) as exc:
+        return f"broken ({type(exc).__name__})", str(root)
+    return f"found, {entries} images", str(root)
+
+
+@click.group(name="datasets")
+def datasets() -> None:
+    """Benchmark datasets: expected counts, where they are, and whether a copy is sound."""
+
+
+@datasets.command(name="list")
+@_DATA_ROOT
+@_DATASETS
+@click.option("-v", "--verbose", is_flag=True, help="Also print download page and notes.")
+def list_command(data_root: Path | None, names: str | None, verbose: bool) -> None:
+    """Name, expected instances (paper), found/missing, path and citation of each dataset."""
+    rows = [("NAME", "INSTANCES", "IMAGES", "STATUS", "PATH", "CITATION")]
+    specs = _selected(names)
+    for spec in specs:
+        status, path = _status(spec, data_root)
+        rows.append(
+            (
+                spec.name,
+                _count(spec.expected_instances),
+                _count(spec.expected_images),
+                status,
+                path,
+                spec.citation,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        cells = [
+            c.rjust(w) if i in (1, 2) else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ]
+        click.echo("  ".join(cells) + "  " + row[5])
+    if verbose:
+        for spec in specs:
+            click.echo(f"\n{spec.name} ({spec.folder}/): {spec.url or 'bundled'}")
+            if spec.notes:
+                click.echo(f"  {spec.notes}")
+    click.echo("\nINSTANCES/IMAGES: the paper's counts ('-': no confirmed official count).")
+
+
+def _describe(report: DatasetReport) -> str:
+    layout = "layout ok" if report.layout_ok else "layout BROKEN"
+    instances = f"{report.instances}/{_count(report.expected_instances)} instances"
+    images = f"{report.images}/{_count(report.expected_images)} images"
+    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    return f"{report.name}: {layout}, {instances}, {images}: {verdict}"
+
+
+@datasets.command(name="verify")
+@_DATA_ROOT
+@_DATASETS
+def verify_command(data_root: Path | None, names: str | None) -> None:
+    """Check layout and counts and list every bad file; exit status 1 on any problem.
+
+    Without --datasets, datasets whose folder is absent are skipped (and said so); a dataset
+    named with --datasets must be present.
+    """
+    explicit = bool(names)
+    failed = 0
+    for spec in _selected(names):
+        if not explicit and not is_present(spec, data_root):
+            click.echo(f"{spec.name}: not present, skipped")
+            continue
+        click.echo(f"{spec.name}: checking ...", err=True)
+        report = verify_dataset(spec, data_root)
+        click.echo(_describe(report))
+        for problem in report.problems:
+            click.echo(f"  BAD {problem}")
+        failed += not report.ok
+    if failed:
+        click.echo(f"{failed} dataset(s) with problems")
+        sys.exit(1)
+    click.echo("all checked datasets are sound")
+
+
+if __name__ == "__main__":
+    datasets()

@@ -1,0 +1,45 @@
+"""BraTS: 369 MRI slices, one tumour object each (SimpleClick's 2D slices of BraTS 2020).
+
+Official loader: SimpleClick `isegm/data/datasets/brats.py` (PROTOCOL.md section 8).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from bench.datasets import DatasetSpec, register
+from bench.datasets._folders import FolderLayout, check_folder_layout, folder_lister
+from bench.datasets._io import ObjectMasks
+
+LAYOUT = FolderLayout(
+    images="image", masks="annotation", image_pattern="*.png", mask_pattern="*.png"
+)
+
+
+def decode_brats_mask(bgr: np.ndarray) -> ObjectMasks:
+    """Channel 0 > 0 is the object (all tumour sub-labels merged); no ignore label."""
+    return [(None, (bgr[:, :, 0] > 0).astype(np.int8))]
+
+
+def list_brats(root: Path) -> list:
+    return folder_lister(LAYOUT, "BraTS", decode_brats_mask)(root)
+
+
+BRATS = register(
+    DatasetSpec(
+        name="brats",
+        folder="BraTS",
+        list_samples=list_brats,
+        expected_instances=369,
+        expected_images=369,
+        citation="Menze et al.: The multimodal brain tumor image segmentation benchmark "
+        "(BRATS), IEEE TMI 2015; Bakas et al. 2017/2018",
+        url="https://drive.google.com/drive/folders/1B6y1nNBnWU09EhxvjaTdp1XGjc1T6wUk",
+        notes="369 slices, one per BraTS 2020 case (SimpleClick README: 369 cases).",
+        layout=(LAYOUT.images, LAYOUT.masks),
+        check_layout=partial(check_folder_layout, layout=LAYOUT),
+    )
+)

@@ -1,0 +1,48 @@
+"""DAVIS-345: 345 frames, one object each, every non-zero mask colour is object.
+
+Official loader: `isegm/data/datasets/davis.py` (PROTOCOL.md section 8).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from bench.datasets import DatasetSpec, register
+from bench.datasets._folders import FolderLayout, check_folder_layout, folder_lister
+from bench.datasets._io import ObjectMasks
+
+LAYOUT = FolderLayout(images="img", masks="gt")
+
+
+def decode_davis_mask(bgr: np.ndarray) -> ObjectMasks:
+    """Maximum over the three channels > 0 is object; there is no ignore label."""
+    return [(None, (bgr.max(axis=2) > 0).astype(np.int8))]
+
+
+def list_davis(root: Path) -> list:
+    return folder_lister(LAYOUT, "DAVIS", decode_davis_mask)(root)
+
+
+DAVIS = register(
+    DatasetSpec(
+        name="davis",
+        folder="DAVIS",
+        list_samples=list_davis,
+        expected_instances=345,
+        expected_images=345,
+        citation="Perazzi et al.: DAVIS, CVPR 2016; 345-frame subset from Jang and Kim: "
+        "BRS, CVPR 2019",
+        url="https://github.com/SamsungLabs/fbrs_interactive_segmentation/releases/tag/v1.0",
+        notes=(
+            "Every non-zero colour is object: 195.png merges two instance colours and the VOC "
+            "boundary colour into one object, as the official loader does. Copies circulate "
+            "whose masks were re-merged or re-exported differently and give other numbers "
+            "(InterFormer#3); use the fBRS release and check it with `bench datasets verify`."
+        ),
+        layout=(LAYOUT.images, LAYOUT.masks),
+        check_layout=partial(check_folder_layout, layout=LAYOUT),
+    )
+)

@@ -1,0 +1,57 @@
+"""GrabCut: 50 images, one object each, with a grey "unknown" band as ignore.
+
+Official loader: RITM/SimpleClick `isegm/data/datasets/grabcut.py` (PROTOCOL.md section 8).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from bench.datasets import DatasetSpec, register
+from bench.datasets._folders import (
+    FolderLayout,
+    check_channel0_values,
+    check_folder_layout,
+    folder_lister,
+)
+from bench.datasets._io import ObjectMasks
+
+LAYOUT = FolderLayout(images="data_GT", masks="boundary_GT")
+MASK_VALUES = frozenset({0, 128, 255})
+
+
+def decode_grabcut_mask(bgr: np.ndarray) -> ObjectMasks:
+    """Channel 0 (blue); 128 -> ignore, > 128 -> object; any other value keeps its number.
+
+    The official code keeps other raw values as they are and the object is "== 1", so a raw
+    1 is object and 2..127 are background; we reproduce that before collapsing to {1, 0, -1}.
+    """
+    raw = bgr[:, :, 0]
+    gt = np.zeros(raw.shape, dtype=np.int8)
+    gt[(raw > 128) | (raw == 1)] = 1
+    gt[raw == 128] = -1
+    return [(None, gt)]
+
+
+def list_grabcut(root: Path) -> list:
+    return folder_lister(LAYOUT, "GrabCut", decode_grabcut_mask)(root)
+
+
+GRABCUT = register(
+    DatasetSpec(
+        name="grabcut",
+        folder="GrabCut",
+        list_samples=list_grabcut,
+        expected_instances=50,
+        expected_images=50,
+        citation="Rother, Kolmogorov, Blake: GrabCut, ACM SIGGRAPH 2004",
+        url="https://github.com/SamsungLabs/fbrs_interactive_segmentation/releases/tag/v1.0",
+        notes="Masks: 128 = ignore band; 8 of 50 masks have no ignore band (values 0/255).",
+        layout=(LAYOUT.images, LAYOUT.masks),
+        check_layout=partial(check_folder_layout, layout=LAYOUT),
+        check_entry=partial(check_channel0_values, allowed=MASK_VALUES),
+    )
+)

@@ -1,0 +1,116 @@
+"""`bench datasets verify`: layout, counts and every bad file of a dataset copy.
+
+It decodes each entry exactly as a run would (`SampleRef.load()`), so a copy that verifies
+clean runs without skipped samples, and adds the checks a run does not need but a clean
+copy passes: hidden files, orphan or ambiguous masks, unexpected mask values, and counts
+against the paper's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.datasets import DatasetSpec, dataset_root
+from bench.sample import SampleError, SampleRef
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    name: str
+    root: Path | None
+    layout_ok: bool
+    images: int
+    instances: int
+    expected_images: int | None
+    expected_instances: int | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.layout_ok and not self.problems
+
+
+def _as_problem(error: SampleError) -> Problem:
+    return Problem(error.path, error.problem)
+
+
+def _check_entry(spec: DatasetSpec, ref: SampleRef) -> tuple[int, list[Problem]]:
+    try:
+        samples = ref.load()
+        problems = [_as_problem(e) for e in spec.check_entry(ref)] if spec.check_entry else []
+    except SampleError as error:
+        return 0, [_as_problem(error)]
+    except Exception as exc:  # a verify must name the file and go on, whatever broke
+        where = ref.files[0] if ref.files else ref.id
+        return 0, [Problem(str(where), f"unexpected error: {exc!r}")]
+    ids = [s.id for s in samples]
+    if len(set(ids)) != len(ids):
+        problems.append(Problem(str(ref.files[-1]), "duplicate instance ids in one entry"))
+    return len(samples), problems
+
+
+def verify_dataset(
+    spec: DatasetSpec,
+    data_root: Path | str | None,
+    on_entry: Callable[[SampleRef], None] | None = None,
+) -> DatasetReport:
+    def report(root, layout_ok, images=0, instances=0, problems=()):
+        return DatasetReport(
+            spec.name, root, layout_ok, images, instances,
+            spec.expected_images, spec.expected_instances, tuple(problems),
+        )  # fmt: skip
+
+    try:
+        root = dataset_root(spec, data_root)
+    except FileNotFoundError as exc:
+        return report(None, False, problems=[Problem(spec.folder, str(exc))])
+
+    problems = [
+        Problem(str(root / rel), "required path is missing")
+        for rel in spec.layout
+        if not (root / rel).exists()
+    ]
+    layout_ok = not problems
+    if spec.check_layout is not None:
+        problems += [_as_problem(e) for e in spec.check_layout(root)]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # hidden files are reported by check_layout
+            refs = spec.list_samples(root)
+    except (OSError, ValueError) as exc:
+        problems.append(Problem(str(root), f"cannot list samples: {exc}"))
+        return report(root, False, problems=problems)
+
+    instances = 0
+    seen: set[str] = set()
+    for ref in refs:
+        if on_entry is not None:
+            on_entry(ref)
+        if ref.id in seen:
+            problems.append(Problem(str(ref.files[0]), f"entry id {ref.id!r} listed twice"))
+        seen.add(ref.id)
+        found, entry_problems = _check_entry(spec, ref)
+        instances += found
+        problems += entry_problems
+
+    if spec.expected_images is not None and len(refs) != spec.expected_images:
+        problems.append(
+            Problem(str(root), f"{len(refs)} images listed, expected {spec.expected_images}")
+        )
+    if spec.expected_instances is not None and instances != spec.expected_instances:
+        problems.append(
+            Problem(str(root), f"{instances} instances found, expected {spec.expected_instances}")
+        )
+    return report(root, layout_ok, len(refs), instances, problems)
