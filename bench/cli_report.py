@@ -1,0 +1,68 @@
+"""`bench report RUN_DIR... -o report.html`: the paper's tables and figures for stored runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _parse_clicks(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: expected comma-separated click numbers, e.g. 1,5"
+        ) from None
+    if not values:
+        raise click.BadParameter("give at least one click number")
+    return values
+
+
+@click.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="HTML file; the tables are written next to it as <name>-tableN-*.csv / .tex.",
+)
+@click.option(
+    "--k",
+    "hist_clicks",
+    default="1,5",
+    show_default=True,
+    help="Clicks whose IoU distribution Figure 4 shows (comma-separated).",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(path_type=Path),
+    envvar="BENCH_DATA_ROOT",
+    help="Dataset folder for the qualitative panels (default: the root each run recorded).",
+)
+@click.option("--title", default="Interactive segmentation benchmark report", show_default=True)
+def report_command(
+    run_dirs: tuple[Path, ...],
+    output: Path,
+    hist_clicks: str,
+    data_root: Path | None,
+    title: str,
+) -> None:
+    """Render one self-contained HTML report from the RUN_DIRs written by `bench run`."""
+    from bench.reports.build import build_report
+    from bench.reports.runs import RunFolderError
+
+    try:
+        result = build_report(
+            run_dirs, output, _parse_clicks(hist_clicks), data_root=data_root, title=title
+        )
+    except (RunFolderError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"wrote {result.html}")
+    for files in result.files.values():
+        for path in files.values():
+            click.echo(f"wrote {path}")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)

@@ -1,0 +1,163 @@
+"""`bench report`: run folders in, one self-contained HTML page (figures inlined as PNG data
+URIs, no external resources) plus each table as CSV and LaTeX next to it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bench.reports import figures as figs
+from bench.reports.compare import Flags, find_flags
+from bench.reports.export import html_view, write_table
+from bench.reports.qualitative import qualitative_figures
+from bench.reports.runs import Run, load_runs
+from bench.reports.tables import (
+    MEDICAL_DATASETS,
+    ReportTable,
+    compute_table,
+    medical_table,
+    noc_table,
+    ordered_datasets,
+    summarize_runs,
+)
+
+DEFAULT_HIST_CLICKS = (1, 5)
+
+
+@dataclass(frozen=True)
+class ReportOutput:
+    html: Path
+    tables: dict[str, ReportTable]
+    files: dict[str, dict[str, Path]]  # table key -> {"csv": path, "tex": path}
+    figures: list[figs.FigureImage]
+    notes: list[str] = field(default_factory=list)
+
+
+def _package_version() -> str:
+    try:
+        return version("iseg-bench")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("bench.reports", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _run_view(run: Run) -> dict[str, Any]:
+    manifest = run.manifest
+    traj = run.trajectories
+    counts = traj.groupby("dataset", sort=False)["sample_id"].nunique()
+    datasets = ", ".join(f"{run.folder(name)} ({n})" for name, n in counts.items())
+    fingerprints = ", ".join(
+        f"{info.get('folder', name)}: {str(info.get('fingerprint') or '–')[:12]}"
+        for name, info in (manifest.get("datasets") or {}).items()
+    )
+    sha = run.model.get("checkpoint_sha256")
+    return {
+        "label": run.label,
+        "path": str(run.path),
+        "model": run.model_name,
+        "reference": run.reference,
+        "status": manifest.get("status", "unknown"),
+        "created": manifest.get("created", "–"),
+        "datasets": datasets,
+        "versions": manifest.get("versions") or {},
+        "checkpoint_sha": sha[:16] if sha else "–",
+        "fingerprints": fingerprints,
+        "errors": len(manifest.get("errors") or []),
+        "manifest_json": json.dumps(manifest, indent=2, sort_keys=True, default=str),
+    }
+
+
+def _warnings(flags: Flags, runs: list[Run]) -> list[str]:
+    out = [f"{label}: {p}" for label, problems in flags.runs.items() for p in problems]
+    out += [f"{folder}: {p}" for folder, problems in flags.datasets.items() for p in problems]
+    for run in runs:
+        errors = run.manifest.get("errors") or []
+        if errors:
+            out.append(
+                f"{run.label}: {len(errors)} sample(s) could not be evaluated (see manifest)."
+            )
+    return out
+
+
+def build_report(
+    run_dirs: Sequence[Path | str],
+    output: Path | str,
+    hist_clicks: Sequence[int] = DEFAULT_HIST_CLICKS,
+    data_root: Path | str | None = None,
+    title: str = "Interactive segmentation benchmark report",
+) -> ReportOutput:
+    output = Path(output)
+    runs = load_runs(list(run_dirs))
+    max_k = min(run.max_clicks for run in runs)
+    bad = [k for k in hist_clicks if not 1 <= k <= max_k]
+    if bad:
+        raise ValueError(f"--k {bad}: clicks must lie in 1..{max_k} (the runs' click limit)")
+    flags = find_flags(runs)
+    summaries = summarize_runs(runs)
+
+    tables = {
+        "noc": noc_table(runs, summaries, flags),
+        "medical": medical_table(runs, summaries, flags),
+        "compute": compute_table(runs),
+    }
+    natural = ordered_datasets(summaries, lambda d: d not in MEDICAL_DATASETS)
+    every = ordered_datasets(summaries, lambda d: True)
+    folder_of = {(r.label, name): r.folder(name) for r in runs for name in r.datasets()}
+    qualitative, qualitative_notes = qualitative_figures(
+        runs, Path(data_root) if data_root is not None else None
+    )
+    figures = {
+        "bubble": figs.noc_vs_gflops(runs, summaries, natural),
+        "curves": figs.miou_curves(runs, summaries, every),
+        "histograms": [
+            f
+            for k in hist_clicks
+            if (f := figs.iou_histograms(runs, every, int(k), folder_of)) is not None
+        ],
+        "qualitative": qualitative,
+    }
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    stem = output.with_suffix("")
+    files = {t.key: write_table(t, stem) for t in tables.values() if not t.empty}
+    table_views = {}
+    for name, table in tables.items():
+        view = html_view(table)
+        view["files"] = {kind: p.name for kind, p in files.get(table.key, {}).items()}
+        table_views[name] = view
+
+    html = (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            title=title,
+            version=_package_version(),
+            generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            runs=[_run_view(r) for r in runs],
+            protocol=json.dumps(flags.protocol, sort_keys=True),
+            warnings=_warnings(flags, runs),
+            tables=table_views,
+            figures=figures,
+            qualitative_notes=qualitative_notes,
+        )
+    )
+    output.write_text(html, encoding="utf-8")
+    all_figures = [f for f in (figures["bubble"], figures["curves"]) if f is not None]
+    all_figures += figures["histograms"] + figures["qualitative"]
+    return ReportOutput(output, tables, files, all_figures, qualitative_notes)
