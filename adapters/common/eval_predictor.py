@@ -1,0 +1,184 @@
+"""The official evaluation-time predictor around any click network, as `start`/`predict`.
+
+Reproduces `isegm/inference/predictors/base.py:BasePredictor` as `scripts/evaluate_model.py`
+builds it for NoC evaluation (NoBRS, ZoomIn, SigmoidForPred, AddHorizontalFlip; RITM b9b4460,
+SimpleClick f33112e; PROTOCOL.md section 6.1). The network is any callable
+`forward(x, points) -> logits`: x is B x 4 x h x w (RGB in [0, 1], previous probability), the
+points tensor is that of PROTOCOL.md 6.5, and logits are B x 1 x h x w. The network normalises
+the image and draws the click disks itself (`click_maps`), like the official `ISModel`.
+
+One click is three steps so a batched engine can run the middle one for many instances at once:
+`prepare_inputs` (state + clicks -> network input), the forward, and `map_output_back`
+(logits -> full-size probability + next state). Only the forward touches the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.adapters.common.flip import flip_forward, flip_inverse
+from bench.adapters.common.points import net_clicks, points_tensor
+from bench.adapters.common.zoom_in import (
+    ZoomInConfig,
+    ZoomState,
+    ritm_cvpr_zoom_in,
+    simpleclick_cvpr_zoom_in,
+    zoom_forward,
+    zoom_inverse,
+)
+from bench.sample import Click, Sample
+
+__all__ = [
+    "EvalPredictor",
+    "InstanceState",
+    "NetInput",
+    "PipelineConfig",
+    "ZoomInConfig",
+    "map_output_back",
+    "prepare_inputs",
+    "ritm_cvpr_zoom_in",
+    "simpleclick_cvpr_zoom_in",
+    "start_instance",
+]
+
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """The transforms of one dataset's predictor (official `get_predictor` arguments)."""
+
+    zoom_in: ZoomInConfig | None
+    with_flip: bool = True
+    net_clicks_limit: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class InstanceState:
+    """Everything the predictor remembers about one instance between clicks."""
+
+    image: torch.Tensor  # 1 x 3 x H x W float32 in [0, 1]
+    prev_prob: torch.Tensor  # 1 x 1 x H x W float32: last output, 0 outside the last ROI
+    zoom: ZoomState
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        return int(self.image.shape[2]), int(self.image.shape[3])
+
+
+@dataclass(frozen=True, eq=False)
+class NetInput:
+    """The network input of one click and what mapping its output back needs."""
+
+    x: torch.Tensor  # B x 4 x h x w float32 (B = 2 with flip)
+    points: torch.Tensor  # B x 2M x 3, int64 or float64 (PROTOCOL.md 6.5)
+    zoom: ZoomState  # zoom state after this click's forward transform
+    flipped: bool
+
+
+def start_instance(image: np.ndarray, device: str | torch.device = "cpu") -> InstanceState:
+    """New image: ToTensor semantics (uint8 HWC -> float32 CHW / 255), zero previous map."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an H x W x 3 uint8 image, got {image.dtype} {image.shape}")
+    rgb = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    rgb = rgb.permute(2, 0, 1).to(torch.float32).div(255)[None]
+    prev = torch.zeros_like(rgb[:, :1])
+    return InstanceState(rgb, prev, ZoomState())
+
+
+def prepare_inputs(
+    config: PipelineConfig, state: InstanceState, clicks: Sequence[Click]
+) -> NetInput:
+    """Forward transforms of one click: [image, prev] -> ZoomIn -> flip -> points tensor."""
+    if not clicks:
+        raise ValueError("predict() needs at least one click")
+    x = torch.cat((state.image, state.prev_prob), dim=1)
+    click_lists = [net_clicks(clicks)]
+    zoom = state.zoom
+    if config.zoom_in is not None:
+        view, zoom = zoom_forward(config.zoom_in, zoom, x, state.prev_prob, click_lists[0])
+        x, click_lists = view.image, [view.clicks]
+    if config.with_flip:
+        x, click_lists = flip_forward(x, click_lists)
+    points = points_tensor(click_lists, config.net_clicks_limit, device=x.device)
+    return NetInput(x, points, zoom, config.with_flip)
+
+
+def map_output_back(
+    config: PipelineConfig, state: InstanceState, net_input: NetInput, logits: torch.Tensor
+) -> tuple[InstanceState, np.ndarray]:
+    """Inverse transforms: resize to input, un-flip (logit mean), sigmoid, ZoomIn paste-back.
+
+    Returns the next state and the H x W float32 probability map (a copy).
+    """
+    logits = logits.to(torch.float32)
+    logits = F.interpolate(
+        logits, size=tuple(net_input.x.shape[2:]), mode="bilinear", align_corners=True
+    )
+    if net_input.flipped:
+        logits = flip_inverse(logits)
+    prob = torch.sigmoid(logits)
+    zoom = net_input.zoom
+    if config.zoom_in is not None:
+        prob, zoom = zoom_inverse(zoom, prob, state.hw)
+    next_state = InstanceState(state.image, prob, zoom)
+    return next_state, prob[0, 0].cpu().numpy().copy()
+
+
+class EvalPredictor:
+    """`start(sample)` / `predict(clicks)` around a network forward, as the official evaluation.
+
+    `zoom_in(dataset)` gives the ZoomIn setting per dataset (None: no zoom); `on_dataset(name)`
+    runs when the dataset changes (SimpleClick resizes its position embedding for DAVIS).
+    Inputs are cast to `dtype` on `device` for the forward only; the transforms run in float32.
+    """
+
+    def __init__(
+        self,
+        forward: Forward,
+        zoom_in: Callable[[str], ZoomInConfig | None] | None,
+        with_flip: bool = True,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        on_dataset: Callable[[str], None] | None = None,
+        net_clicks_limit: int | None = None,
+    ):
+        self.forward = forward
+        self.zoom_in = zoom_in
+        self.with_flip = with_flip
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.on_dataset = on_dataset
+        self.net_clicks_limit = net_clicks_limit
+        self.dataset: str | None = None
+        self.config: PipelineConfig | None = None
+        self.state: InstanceState | None = None
+
+    def config_for(self, dataset: str) -> PipelineConfig:
+        zoom = self.zoom_in(dataset) if self.zoom_in is not None else None
+        return PipelineConfig(zoom, self.with_flip, self.net_clicks_limit)
+
+    def start(self, sample: Sample) -> None:
+        if sample.dataset != self.dataset or self.config is None:
+            if self.on_dataset is not None:
+                self.on_dataset(sample.dataset)
+            self.dataset = sample.dataset
+            self.config = self.config_for(sample.dataset)
+        self.state = start_instance(sample.image, self.device)
+
+    def run_forward(self, net_input: NetInput) -> torch.Tensor:
+        with torch.no_grad():
+            return self.forward(net_input.x.to(self.dtype), net_input.points)
+
+    def predict(self, clicks: list[Click]) -> np.ndarray:
+        if self.state is None or self.config is None:
+            raise RuntimeError("predict() before start()")
+        net_input = prepare_inputs(self.config, self.state, clicks)
+        logits = self.run_forward(net_input)
+        self.state, prob = map_output_back(self.config, self.state, net_input, logits)
+        return prob
