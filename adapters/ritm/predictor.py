@@ -1,0 +1,221 @@
+"""Registry factories for the RITM HRNet models: checkpoint -> evaluation-time predictor.
+
+The predictor is the official NoC-evaluation one (`scripts/evaluate_model.py`, eval-mode cvpr,
+NoBRS): ZoomIn with target 400 (600 on DAVIS) and skip_clicks 1, so click 1 runs on the image
+at its native size with an int64 points tensor, plus horizontal-flip averaging
+(PROTOCOL.md sections 5 and 6). The shared `EvalPredictor` does the transforms.
+
+Checkpoints are read with `torch.load(weights_only=True)` (RITM files hold only tensors,
+builtins and class names as strings) and loaded with strict=True. The official loader
+(`isegm/inference/utils.py:load_is_model`) uses strict=False, which would silently keep random
+weights for any name that does not match; the released files match the architecture exactly
+(golden/README.md section 1), so strict loading only ever rejects a wrong file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.adapters.checkpoint import (
+    CheckpointError,
+    check_config_class,
+    config_params,
+    load_state_dict_strict,
+    read_checkpoint,
+)
+from bench.adapters.common.eval_predictor import EvalPredictor, ritm_cvpr_zoom_in
+from bench.adapters.ritm.models import ARCHITECTURES, CHECKPOINT_FILES, DOWNLOAD_PAGE
+from bench.adapters.ritm.network import (
+    HRNET_VARIANTS,
+    OFFICIAL_CLASS,
+    HRNetConfig,
+    HRNetModel,
+    config_from_params,
+)
+from bench.sample import Click, Sample
+
+__all__ = [
+    "RITMPredictor",
+    "load_hrnet",
+    "make_hrnet18",
+    "make_hrnet18s",
+    "make_hrnet32",
+    "make_ritm_predictor",
+]
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+OPTIONS = ("checkpoint", "device", "dtype", "trust_checkpoint", "zoom_in", "flip")
+
+
+def _same_architecture(a: HRNetConfig, b: HRNetConfig) -> bool:
+    return (a.width, a.ocr_width, a.small) == (b.width, b.ocr_width, b.small)
+
+
+def load_hrnet(
+    variant: str, checkpoint: str | Path, trust: bool = False
+) -> tuple[HRNetModel, dict[str, Any]]:
+    """Build `variant` from an official checkpoint and load its weights strictly (CPU, eval).
+
+    Returns the model and a record of the file (path, sha256, weights_only). A checkpoint of
+    another RITM variant or another model family is refused with a message that says which.
+    """
+    architecture = ARCHITECTURES[variant]
+    ckpt = read_checkpoint(checkpoint, trust=trust)
+    expected = HRNET_VARIANTS[variant]
+    config = expected
+    if ckpt.config:
+        check_config_class(
+            ckpt, OFFICIAL_CLASS, architecture=architecture, download_page=DOWNLOAD_PAGE
+        )
+        try:
+            config = config_from_params(config_params(ckpt))
+        except ValueError as error:
+            raise CheckpointError(f"{ckpt.path}: {error}") from None
+        if not _same_architecture(config, expected):
+            found = next(
+                (n for n, c in HRNET_VARIANTS.items() if _same_architecture(c, config)), None
+            )
+            hint = f"; use model ritm-{found}" if found else ""
+            raise CheckpointError(
+                f"{ckpt.path}: this checkpoint is HRNet width {config.width}, OCR width "
+                f"{config.ocr_width}, small={config.small}, not {architecture}{hint}"
+            )
+    model = HRNetModel(config)
+    load_state_dict_strict(
+        model,
+        ckpt.state_dict,
+        architecture=architecture,
+        download_page=DOWNLOAD_PAGE,
+        path=ckpt.path,
+    )
+    model.eval().requires_grad_(False)
+    record = {
+        "checkpoint": str(ckpt.path),
+        "checkpoint_sha256": ckpt.sha256,
+        "checkpoint_weights_only": ckpt.weights_only,
+        "strict_load": True,
+    }
+    return model, record
+
+
+def _flag(name: str, value: Any) -> bool:
+    """A boolean option, also from its CLI spelling ("true"/"false", "1"/"0", "yes"/"no")."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes", "on"}:
+        return True
+    if text in {"false", "0", "no", "off"}:
+        return False
+    raise ValueError(f"option {name}={value!r}: expected true or false")
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class RITMPredictor:
+    """`start(sample)` / `predict(clicks)` of one RITM model, and `describe()` for the manifest.
+
+    `pipeline` is the shared evaluation predictor (transforms and per-instance state), `model`
+    the network; a batched engine may drive `pipeline`'s prepare/forward/map-back steps itself.
+    """
+
+    def __init__(self, model: HRNetModel, pipeline: EvalPredictor, description: dict[str, Any]):
+        self.model = model
+        self.pipeline = pipeline
+        self._description = description
+
+    def start(self, sample: Sample) -> None:
+        self.pipeline.start(sample)
+
+    def predict(self, clicks: list[Click]) -> np.ndarray:
+        return self.pipeline.predict(clicks)
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self._description)
+
+
+def _zoom_description(enabled: bool) -> dict[str, Any] | None:
+    if not enabled:
+        return None
+    return {
+        "rule": "RITM scripts/evaluate_model.py eval-mode cvpr",
+        "default": asdict(ritm_cvpr_zoom_in("GrabCut")),
+        "DAVIS": asdict(ritm_cvpr_zoom_in("DAVIS")),
+    }
+
+
+def make_ritm_predictor(variant: str, **options: Any) -> RITMPredictor:
+    """Predictor of one RITM HRNet variant. Options: see `OPTIONS` and the module docstring."""
+    name = f"ritm-{variant}"
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise TypeError(f"{name}: unknown options {sorted(unknown)}; known: {list(OPTIONS)}")
+    checkpoint = options.get("checkpoint")
+    if not checkpoint:
+        files = " or ".join(CHECKPOINT_FILES[variant])
+        raise ValueError(
+            f"{name} needs its official weights: pass checkpoint=PATH (CLI --checkpoint) to "
+            f"{files}, downloadable from {DOWNLOAD_PAGE}"
+        )
+    dtype_name = options.get("dtype") or "float32"
+    if dtype_name not in DTYPES:
+        raise ValueError(f"{name}: dtype {dtype_name!r} is not one of {list(DTYPES)}")
+    device = torch.device(options.get("device") or _default_device())
+    zoom_in = _flag("zoom_in", options.get("zoom_in", True))
+    flip = _flag("flip", options.get("flip", True))
+
+    model, record = load_hrnet(
+        variant, checkpoint, trust=_flag("trust_checkpoint", options.get("trust_checkpoint", False))
+    )
+    dtype = DTYPES[dtype_name]
+    model = model.to(device=device, dtype=dtype)
+
+    def forward(x: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        return model(x, points)["instances"]
+
+    pipeline = EvalPredictor(
+        forward,
+        zoom_in=ritm_cvpr_zoom_in if zoom_in else None,
+        with_flip=flip,
+        device=device,
+        dtype=dtype,
+    )
+    description = {
+        "model": name,
+        "architecture": ARCHITECTURES[variant],
+        "config": asdict(model.config),
+        **record,
+        "zoom_in": _zoom_description(zoom_in),
+        "flip": flip,
+        "predictor": "official BasePredictor, NoBRS, prev-mask = probability map",
+        "dtype": dtype_name,
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        description["tf32"] = {
+            "matmul": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn": torch.backends.cudnn.allow_tf32,
+        }
+    return RITMPredictor(model, pipeline, description)
+
+
+def make_hrnet18s(**options: Any) -> RITMPredictor:
+    """`ritm-hrnet18s`: coco_lvis_h18s_itermask.pth."""
+    return make_ritm_predictor("hrnet18s", **options)
+
+
+def make_hrnet18(**options: Any) -> RITMPredictor:
+    """`ritm-hrnet18`: coco_lvis_h18_itermask.pth or sbd_h18_itermask.pth."""
+    return make_ritm_predictor("hrnet18", **options)
+
+
+def make_hrnet32(**options: Any) -> RITMPredictor:
+    """`ritm-hrnet32`: coco_lvis_h32_itermask.pth."""
+    return make_ritm_predictor("hrnet32", **options)
