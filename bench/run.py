@@ -1,0 +1,263 @@
+"""`bench run`: resolve the model and datasets, evaluate, write the run directory, resume.
+
+The manifest pins what makes two runs comparable (model, options, checkpoint hash, dataset
+listing fingerprints, protocol settings, limit); a restart with the same command continues
+where the journal ends, and one with different settings is refused instead of mixed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from bench import __version__
+from bench.adapters import ModelSpec, make_predictor, resolve_model
+from bench.datasets import dataset_root, get_dataset
+from bench.runner import ProtocolSettings, evaluate_entry
+from bench.sample import SampleRef
+from bench.store import InstanceRecord, ResultStore, save_masks
+
+log = logging.getLogger("bench")
+
+SCHEMA = 1
+
+
+class RunMismatchError(RuntimeError):
+    """The output folder holds a run made with other settings."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    model: str
+    datasets: tuple[str, ...]
+    out: Path
+    model_options: dict[str, Any]
+    data_root: Path | None = None
+    settings: ProtocolSettings = ProtocolSettings()
+    limit: int | None = None
+    threads: int | None = None
+    save_masks: bool = False
+    reference: str | None = None  # published row to compare with in reports
+    command: tuple[str, ...] = ()
+    progress: bool = True
+
+
+def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def listing_fingerprint(refs: Sequence[SampleRef], root: Path) -> str:
+    """sha256 over every listed file's relative path and size.
+
+    Cheap enough for COCO-sized sets and enough to tell dataset copies apart (for example
+    the DAVIS variant with separately merged objects); pixels are not hashed.
+    """
+    digest = hashlib.sha256()
+    for ref in refs:
+        for path in ref.files:
+            try:
+                rel, size = str(Path(path).relative_to(root)), Path(path).stat().st_size
+            except (ValueError, OSError):
+                rel, size = str(path), -1
+            digest.update(f"{rel}\0{size}\n".encode())
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"iseg_bench": __version__, "python": platform.python_version()}
+    for dist in ("numpy", "opencv-python-headless", "opencv-python", "pandas", "scipy", "torch"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def device_info() -> dict[str, Any]:
+    info: dict[str, Any] = {"machine": platform.machine(), "platform": platform.platform()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["cuda_device"] = torch.cuda.get_device_name(0)
+            info["tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
+            info["tf32_cudnn"] = bool(torch.backends.cudnn.allow_tf32)
+    return info
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    import cv2
+
+    cv2.setNumThreads(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def _model_record(spec: ModelSpec, options: dict[str, Any], predictor: Any) -> dict[str, Any]:
+    checkpoint = options.get("checkpoint")
+    record: dict[str, Any] = {
+        "name": spec.name,
+        "family": spec.family,
+        "factory": spec.factory if isinstance(spec.factory, str) else repr(spec.factory),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()},
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
+    }
+    describe = getattr(predictor, "describe", None)
+    if callable(describe):
+        record["describe"] = describe()
+    return record
+
+
+def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a manifest that must agree for a run to be resumed."""
+    model = manifest["model"]
+    return {
+        "model": {k: model.get(k) for k in ("name", "options", "checkpoint_sha256")},
+        "datasets": {
+            name: {k: d.get(k) for k in ("fingerprint", "limit")}
+            for name, d in manifest["datasets"].items()
+        },
+        "protocol": manifest["protocol"],
+    }
+
+
+def _check_resumable(old: dict[str, Any] | None, new: dict[str, Any], out: Path) -> None:
+    if old is None:
+        return
+    if _identity(old) != _identity(new):
+        raise RunMismatchError(
+            f"{out} holds a run with other settings ({out / 'manifest.json'}); "
+            "use another --out, or --overwrite to start again"
+        )
+
+
+def run(request: RunRequest) -> dict[str, Any]:
+    """Evaluate and write the run directory; returns the final manifest."""
+    spec = resolve_model(request.model)
+    settings = request.settings
+    store = ResultStore(request.out)
+
+    listings: dict[str, tuple[Path, list[SampleRef]]] = {}
+    dataset_records: dict[str, dict[str, Any]] = {}
+    for name in request.datasets:
+        dspec = get_dataset(name)
+        root = dataset_root(dspec, request.data_root)
+        refs = dspec.list_samples(root)
+        listings[dspec.name] = (root, refs)
+        dataset_records[dspec.name] = {
+            "folder": dspec.folder,
+            "root": str(root),
+            "fingerprint": listing_fingerprint(refs, root),
+            "entries": len(refs),
+            "expected_instances": dspec.expected_instances,
+            "limit": request.limit,
+        }
+
+    predictor = make_predictor(spec, **request.model_options)
+    _set_threads(request.threads)
+    manifest: dict[str, Any] = {
+        "schema": SCHEMA,
+        "command": list(request.command),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "status": "running",
+        "versions": library_versions(),
+        "model": {
+            **_model_record(spec, request.model_options, predictor),
+            "reference": request.reference,
+        },
+        "datasets": dataset_records,
+        "protocol": settings.to_json(),
+        "threads": request.threads,
+        "save_masks": request.save_masks,
+        "device": device_info(),
+        "errors": [],
+    }
+    old = store.read_manifest()
+    _check_resumable(old, manifest, request.out)
+    if old is not None:
+        manifest["created"] = old.get("created", manifest["created"])
+        manifest["resumed"] = old.get("resumed", 0) + 1
+    store.write_manifest(manifest)
+
+    done = store.done()
+    started = time.perf_counter()
+    for name, (_, refs) in listings.items():
+        todo = refs[: request.limit] if request.limit is not None else refs
+        _run_dataset(name, todo, done, predictor, store, request)
+
+    frame = store.finalize()
+    errors = store.errors()
+    manifest["errors"] = errors
+    manifest["status"] = "complete"
+    manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest["wall_s_last_session"] = round(time.perf_counter() - started, 3)
+    manifest["instances"] = (
+        int(frame.groupby(["dataset", "sample_id"]).ngroups) if len(frame) else 0
+    )
+    manifest["skipped"] = len(errors)
+    store.write_manifest(manifest)
+    return manifest
+
+
+def _run_dataset(
+    name: str,
+    refs: list[SampleRef],
+    done: set[tuple[str, str]],
+    predictor: Any,
+    store: ResultStore,
+    request: RunRequest,
+) -> None:
+    bar = tqdm(
+        total=len(refs),
+        desc=name,
+        unit="img",
+        disable=not request.progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    clicks = 0
+    tic = time.perf_counter()
+
+    def on_instance(record: InstanceRecord, masks: list[np.ndarray]) -> None:
+        nonlocal clicks
+        clicks += len(record.ious)
+        rate = clicks / max(time.perf_counter() - tic, 1e-9)
+        bar.set_postfix_str(f"{rate:.1f} clicks/s", refresh=False)
+        if masks:
+            save_masks(store.run_dir, name, record.sample_id.replace("/", "_"), masks)
+
+    try:
+        for ref in refs:
+            if (name, ref.id) in done:
+                bar.update(1)
+                continue
+            entry = evaluate_entry(
+                predictor, ref, request.settings, on_instance, keep_masks=request.save_masks
+            )
+            entry.dataset = name
+            for err in entry.errors:
+                log.error("%s: skipped %s: %s: %s", name, ref.id, err["path"], err["problem"])
+            store.append(entry)
+            bar.update(1)
+    finally:
+        bar.close()
