@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -63,7 +64,10 @@ def _annotations(coco, image_id: int) -> tuple[list[dict], list[dict]]:
 
 def _decode(coco, annotation_path: Path, ann: dict, shape: tuple[int, int]) -> np.ndarray:
     try:
-        mask = coco.annToMask(ann)
+        with warnings.catch_warnings():
+            # pycocotools' own numpy-2 deprecation notice, once per decode: not ours to fix.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            mask = coco.annToMask(ann)
     except Exception as exc:  # pycocotools raises bare Exceptions for malformed segments
         raise SampleError(
             annotation_path, f"annotation {ann['id']}: bad segmentation ({exc})"

@@ -18,8 +18,13 @@ LAYOUT = FolderLayout(images="img", masks="gt")
 
 
 def decode_davis_mask(bgr: np.ndarray) -> ObjectMasks:
-    """Maximum over the three channels > 0 is object; there is no ignore label."""
-    return [(None, (bgr.max(axis=2) > 0).astype(np.int8))]
+    """Maximum over the three channels > 0 is object; there is no ignore label.
+
+    max > 0 is "any channel non-zero", computed as a bitwise or (numpy's max over a last
+    axis of length 3 is ten times slower).
+    """
+    nonzero = (bgr[:, :, 0] | bgr[:, :, 1] | bgr[:, :, 2]) > 0
+    return [(None, nonzero.astype(np.int8))]
 
 
 def list_davis(root: Path) -> list:

@@ -83,11 +83,11 @@ def verify_dataset(
         if not (root / rel).exists()
     ]
     layout_ok = not problems
-    if spec.check_layout is not None:
-        problems += [_as_problem(e) for e in spec.check_layout(root)]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # hidden files are reported by check_layout
+            if spec.check_layout is not None:
+                problems += [_as_problem(e) for e in spec.check_layout(root)]
             refs = spec.list_samples(root)
     except (OSError, ValueError) as exc:
         problems.append(Problem(str(root), f"cannot list samples: {exc}"))
