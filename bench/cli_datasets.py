@@ -103,7 +103,8 @@ def _describe(report: DatasetReport) -> str:
     instances = f"{report.instances}/{_count(report.expected_instances)} instances"
     images = f"{report.images}/{_count(report.expected_images)} images"
     verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
-    return f"{report.name}: {layout}, {instances}, {images}: {verdict}"
+    fingerprint = f" [annotations {report.fingerprint}]" if report.fingerprint else ""
+    return f"{report.name}: {layout}, {instances}, {images}: {verdict}{fingerprint}"
 
 
 @datasets.command(name="verify")

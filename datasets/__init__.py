@@ -36,6 +36,8 @@ class DatasetSpec:
     # Path under the root whose existence means "this dataset is here" (default: the root);
     # for a second split that shares its folder with another entry (pascalvoc_test).
     present_when: str | None = None
+    # `verify`'s hash of every instance's id, size and pixel counts on the reference copy.
+    fingerprint: str | None = None
 
 
 DATASETS: dict[str, DatasetSpec] = {}

@@ -27,5 +27,6 @@ DEMO = register(
         bundled_root=Path(str(resources.files("bench") / "demo")),
         layout=(LAYOUT.images, LAYOUT.masks),
         check_entry=partial(check_channel0_values, allowed=MASK_VALUES),
+        fingerprint="753976e5986bebfe",
     )
 )

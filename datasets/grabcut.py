@@ -53,5 +53,6 @@ GRABCUT = register(
         layout=(LAYOUT.images, LAYOUT.masks),
         check_layout=partial(check_folder_layout, layout=LAYOUT),
         check_entry=partial(check_channel0_values, allowed=MASK_VALUES),
+        fingerprint="e6e07226211195b8",  # the fBRS v1.0 release copy
     )
 )

@@ -8,13 +8,14 @@ against the paper's.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.datasets import DatasetSpec, dataset_root
-from bench.sample import SampleError, SampleRef
+from bench.sample import Sample, SampleError, SampleRef
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class DatasetReport:
     expected_images: int | None
     expected_instances: int | None
     problems: tuple[Problem, ...]
+    fingerprint: str = ""  # hash of every instance's id, size and pixel counts
 
     @property
     def ok(self) -> bool:
@@ -46,19 +48,29 @@ def _as_problem(error: SampleError) -> Problem:
     return Problem(error.path, error.problem)
 
 
-def _check_entry(spec: DatasetSpec, ref: SampleRef) -> tuple[int, list[Problem]]:
+def annotation_line(sample: Sample) -> str:
+    """What the fingerprint hashes per instance: id, size, object and ignore pixel counts.
+
+    Masks only: they are lossless files, while JPEG decoding may differ between libjpeg
+    builds, so image pixels would make the fingerprint fragile.
+    """
+    h, w = sample.gt.shape
+    return f"{sample.id} {h}x{w} {int((sample.gt == 1).sum())} {int((sample.gt == -1).sum())}\n"
+
+
+def _check_entry(spec: DatasetSpec, ref: SampleRef) -> tuple[list[str], list[Problem]]:
     try:
         samples = ref.load()
         problems = [_as_problem(e) for e in spec.check_entry(ref)] if spec.check_entry else []
     except SampleError as error:
-        return 0, [_as_problem(error)]
+        return [], [_as_problem(error)]
     except Exception as exc:  # a verify must name the file and go on, whatever broke
         where = ref.files[0] if ref.files else ref.id
-        return 0, [Problem(str(where), f"unexpected error: {exc!r}")]
+        return [], [Problem(str(where), f"unexpected error: {exc!r}")]
     ids = [s.id for s in samples]
     if len(set(ids)) != len(ids):
         problems.append(Problem(str(ref.files[-1]), "duplicate instance ids in one entry"))
-    return len(samples), problems
+    return [annotation_line(s) for s in samples], problems
 
 
 def verify_dataset(
@@ -66,10 +78,10 @@ def verify_dataset(
     data_root: Path | str | None,
     on_entry: Callable[[SampleRef], None] | None = None,
 ) -> DatasetReport:
-    def report(root, layout_ok, images=0, instances=0, problems=()):
+    def report(root, layout_ok, images=0, instances=0, problems=(), fingerprint=""):
         return DatasetReport(
             spec.name, root, layout_ok, images, instances,
-            spec.expected_images, spec.expected_instances, tuple(problems),
+            spec.expected_images, spec.expected_instances, tuple(problems), fingerprint,
         )  # fmt: skip
 
     try:
@@ -94,6 +106,7 @@ def verify_dataset(
         return report(root, False, problems=problems)
 
     instances = 0
+    digest = hashlib.sha256()
     seen: set[str] = set()
     for ref in refs:
         if on_entry is not None:
@@ -101,8 +114,9 @@ def verify_dataset(
         if ref.id in seen:
             problems.append(Problem(str(ref.files[0]), f"entry id {ref.id!r} listed twice"))
         seen.add(ref.id)
-        found, entry_problems = _check_entry(spec, ref)
-        instances += found
+        lines, entry_problems = _check_entry(spec, ref)
+        instances += len(lines)
+        digest.update("".join(lines).encode())
         problems += entry_problems
 
     if spec.expected_images is not None and len(refs) != spec.expected_images:
@@ -113,4 +127,14 @@ def verify_dataset(
         problems.append(
             Problem(str(root), f"{instances} instances found, expected {spec.expected_instances}")
         )
-    return report(root, layout_ok, len(refs), instances, problems)
+    fingerprint = digest.hexdigest()[:16]
+    if spec.fingerprint and fingerprint != spec.fingerprint and not problems:
+        problems.append(
+            Problem(
+                str(root),
+                f"annotations differ from the reference copy (fingerprint {fingerprint}, "
+                f"expected {spec.fingerprint}): a re-processed variant? see `bench datasets "
+                "list -v`",
+            )
+        )
+    return report(root, layout_ok, len(refs), instances, problems, fingerprint)

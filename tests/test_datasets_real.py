@@ -10,6 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -68,3 +70,20 @@ def test_verify_names_truncated_image_and_missing_mask(data_root: Path, tmp_path
         except SampleError as error:
             errors[ref.id] = error.path
     assert errors == {"124080": str(truncated), "153077": str(image_of_missing)}
+
+
+def test_verify_detects_a_reprocessed_copy(data_root: Path, tmp_path: Path):
+    """Right counts, valid values, one mask edited: only the fingerprint can tell."""
+    copy = tmp_path / "GrabCut"
+    shutil.copytree(data_root / "GrabCut", copy, copy_function=shutil.copyfile)
+    mask_path = copy / "boundary_GT" / "106024.bmp"
+    mask = cv2.imread(str(mask_path))
+    background = np.argwhere(mask[:, :, 0] == 0)[0]
+    mask[tuple(background)] = 255
+    assert cv2.imwrite(str(mask_path), mask)
+
+    report = verify_dataset(get_dataset("grabcut"), tmp_path)
+    assert report.instances == 50
+    assert [p.problem.split(" (")[0] for p in report.problems] == [
+        "annotations differ from the reference copy"
+    ]
