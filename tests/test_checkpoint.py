@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,31 @@ def test_wrong_architecture(golden: Path) -> None:
     message = str(error.value)
     assert "166 missing key(s)" in message and "929 unexpected key(s)" in message
     assert "(161 more)" in message
+
+
+def test_unknown_isegm_global_needs_trust_and_becomes_a_stand_in(tmp_path: Path, xtiny) -> None:
+    module = types.ModuleType("isegm.fake_helpers")
+
+    class Scheduler:
+        pass
+
+    Scheduler.__module__, Scheduler.__qualname__ = "isegm.fake_helpers", "Scheduler"
+    module.Scheduler = Scheduler
+    added = [name for name in ("isegm", "isegm.fake_helpers") if name not in sys.modules]
+    sys.modules.setdefault("isegm", types.ModuleType("isegm"))
+    sys.modules["isegm.fake_helpers"] = module
+    path = tmp_path / "extra_isegm_object.pth"
+    try:
+        obj = Scheduler()
+        obj.step = 7
+        torch.save({"state_dict": xtiny.state_dict, "config": {"scheduler": obj}}, path)
+    finally:
+        for name in added:
+            del sys.modules[name]
+    with pytest.raises(CheckpointError, match="isegm.fake_helpers.Scheduler.*--trust-checkpoint"):
+        read_checkpoint(path)
+    stand_in = read_checkpoint(path, trust=True).config["scheduler"]
+    assert jsonable(stand_in) == {
+        "__object__": "isegm.fake_helpers.Scheduler",
+        "attributes": {"step": 7},
+    }

@@ -165,3 +165,17 @@ def test_pos_embed_resize_for_davis(xtiny_model) -> None:
     finally:
         set_input_size(model, (448, 448), pristine)
     assert torch.equal(model.backbone.pos_embed, pristine)
+
+
+@pytest.mark.parametrize("size", [448, 224])
+def test_thop_count_matches_official_profile(golden: Path, size: int) -> None:
+    """thop on our xTiny gives the official MACs/params (compute.json; 10.52 / 2.63 GFLOPs)."""
+    thop = pytest.importorskip("thop")
+    compute = json.loads((golden / "compute.json").read_text())["models"][MANIFESTS["xtiny"]]
+    run = next(r for r in compute["runs"] if r["input"] == [1, 4, size, size])
+    model = build_simpleclick("xtiny").eval()
+    set_input_size(model, (size, size), model.backbone.pos_embed.detach().clone())
+    torch.manual_seed(0)
+    inputs = (torch.randn(1, 4, size, size), torch.randn(1, 2, 3))
+    macs, params = thop.profile(model, inputs=inputs, verbose=False)
+    assert (int(macs), int(params)) == (run["thop_MACs"], run["thop_params"])
