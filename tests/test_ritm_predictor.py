@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from bench.adapters import MODELS, resolve_model
 from bench.adapters.checkpoint import CheckpointError
 from bench.adapters.ritm.models import DOWNLOAD_PAGE
-from bench.adapters.ritm.predictor import make_hrnet18s, make_hrnet32
+from bench.adapters.ritm.predictor import load_hrnet, make_hrnet18s, make_hrnet32
 from bench.protocol import binarize, iou
 from bench.sample import Click, Sample
 
@@ -121,3 +122,30 @@ def test_registry_module_does_not_import_torch() -> None:
     code = "import sys, bench.adapters.ritm.models; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_strict_load_rejects_a_checkpoint_with_missing_weights(
+    random_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The official loader (strict=False) would keep random weights here; we refuse the file."""
+    checkpoint = torch.load(random_checkpoint, map_location="cpu", weights_only=True)
+    del checkpoint["state_dict"]["feature_extractor.cls_head.weight"]
+    broken = tmp_path / "broken.pth"
+    torch.save(checkpoint, broken)
+    with pytest.raises(CheckpointError, match="cls_head.weight"):
+        make_hrnet18s(checkpoint=broken, device="cpu")
+
+
+def test_bare_state_dict_loads_as_the_named_variant(
+    random_checkpoint: Path, tmp_path: Path
+) -> None:
+    state_dict = torch.load(random_checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    bare = tmp_path / "bare.pth"
+    torch.save(state_dict, bare)
+    model, record = load_hrnet("hrnet18s", bare)
+    assert record["strict_load"] and record["checkpoint_weights_only"]
+    loaded = model.state_dict()
+    assert list(loaded) == list(state_dict)
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in state_dict.items())
+    with pytest.raises(CheckpointError, match="missing"):
+        load_hrnet("hrnet18", bare)
