@@ -98,6 +98,20 @@ def list_command(data_root: Path | None, names: str | None, verbose: bool) -> No
     click.echo("\nINSTANCES/IMAGES: the paper's counts ('-': no confirmed official count).")
 
 
+def _progress_printer(name: str):
+    """A stderr status line every 100 entries on a terminal (SBD takes a minute or two)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if done % 100 == 0:
+            click.echo(f"\r{name}: {done}/{total} entries checked", err=True, nl=False)
+            if done + 100 >= total:
+                click.echo("", err=True)
+
+    return show
+
+
 def _describe(report: DatasetReport) -> str:
     layout = "layout ok" if report.layout_ok else "layout BROKEN"
     instances = f"{report.instances}/{_count(report.expected_instances)} instances"
@@ -122,8 +136,7 @@ def verify_command(data_root: Path | None, names: str | None) -> None:
         if not explicit and not is_present(spec, data_root):
             click.echo(f"{spec.name}: not present, skipped")
             continue
-        click.echo(f"{spec.name}: checking ...", err=True)
-        report = verify_dataset(spec, data_root)
+        report = verify_dataset(spec, data_root, progress=_progress_printer(spec.name))
         click.echo(_describe(report))
         for problem in report.problems:
             click.echo(f"  BAD {problem}")

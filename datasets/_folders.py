@@ -113,7 +113,3 @@ def check_channel0_values(ref: SampleRef, allowed: frozenset[int]) -> list[Sampl
         return []
     shown = ", ".join(map(str, unexpected[:8])) + (", ..." if len(unexpected) > 8 else "")
     return [SampleError(mask_path, f"unexpected mask values {shown} (expected {sorted(allowed)})")]
-
-
-def folder_lister(layout: FolderLayout, dataset: str, decode: MaskDecoder):
-    return partial(list_folder_pairs, layout=layout, dataset=dataset, decode=decode)

@@ -14,15 +14,16 @@ from bench.datasets._folders import (
     FolderLayout,
     check_channel0_values,
     check_folder_layout,
-    folder_lister,
+    list_folder_pairs,
 )
 from bench.datasets.grabcut import MASK_VALUES, decode_grabcut_mask
+from bench.sample import SampleRef
 
 LAYOUT = FolderLayout(images="images", masks="masks")
 
 
-def list_berkeley(root: Path) -> list:
-    return folder_lister(LAYOUT, "Berkeley", decode_grabcut_mask)(root)
+def list_berkeley(root: Path) -> list[SampleRef]:
+    return list_folder_pairs(root, LAYOUT, "Berkeley", decode_grabcut_mask)
 
 
 BERKELEY = register(

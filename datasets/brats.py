@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets import DatasetSpec, register
-from bench.datasets._folders import FolderLayout, check_folder_layout, folder_lister
+from bench.datasets._folders import FolderLayout, check_folder_layout, list_folder_pairs
 from bench.datasets._io import ObjectMasks
+from bench.sample import SampleRef
 
 LAYOUT = FolderLayout(
     images="image", masks="annotation", image_pattern="*.png", mask_pattern="*.png"
@@ -24,8 +25,8 @@ def decode_brats_mask(bgr: np.ndarray) -> ObjectMasks:
     return [(None, (bgr[:, :, 0] > 0).astype(np.int8))]
 
 
-def list_brats(root: Path) -> list:
-    return folder_lister(LAYOUT, "BraTS", decode_brats_mask)(root)
+def list_brats(root: Path) -> list[SampleRef]:
+    return list_folder_pairs(root, LAYOUT, "BraTS", decode_brats_mask)
 
 
 BRATS = register(

@@ -9,12 +9,13 @@ from functools import partial
 from pathlib import Path
 
 from bench.datasets import DatasetSpec, register
-from bench.datasets._folders import check_folder_layout, folder_lister
+from bench.datasets._folders import check_folder_layout, list_folder_pairs
 from bench.datasets.davis import LAYOUT, decode_davis_mask
+from bench.sample import SampleRef
 
 
-def list_coco_mval(root: Path) -> list:
-    return folder_lister(LAYOUT, "COCO_MVal", decode_davis_mask)(root)
+def list_coco_mval(root: Path) -> list[SampleRef]:
+    return list_folder_pairs(root, LAYOUT, "COCO_MVal", decode_davis_mask)
 
 
 COCO_MVAL = register(

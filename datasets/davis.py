@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets import DatasetSpec, register
-from bench.datasets._folders import FolderLayout, check_folder_layout, folder_lister
+from bench.datasets._folders import FolderLayout, check_folder_layout, list_folder_pairs
 from bench.datasets._io import ObjectMasks
+from bench.sample import SampleRef
 
 LAYOUT = FolderLayout(images="img", masks="gt")
 
@@ -27,8 +28,8 @@ def decode_davis_mask(bgr: np.ndarray) -> ObjectMasks:
     return [(None, nonzero.astype(np.int8))]
 
 
-def list_davis(root: Path) -> list:
-    return folder_lister(LAYOUT, "DAVIS", decode_davis_mask)(root)
+def list_davis(root: Path) -> list[SampleRef]:
+    return list_folder_pairs(root, LAYOUT, "DAVIS", decode_davis_mask)
 
 
 DAVIS = register(

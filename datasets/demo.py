@@ -7,12 +7,13 @@ from importlib import resources
 from pathlib import Path
 
 from bench.datasets import DatasetSpec, register
-from bench.datasets._folders import check_channel0_values, folder_lister
+from bench.datasets._folders import check_channel0_values, list_folder_pairs
 from bench.datasets.grabcut import LAYOUT, MASK_VALUES, decode_grabcut_mask
+from bench.sample import SampleRef
 
 
-def list_demo(root: Path) -> list:
-    return folder_lister(LAYOUT, "demo", decode_grabcut_mask)(root)
+def list_demo(root: Path) -> list[SampleRef]:
+    return list_folder_pairs(root, LAYOUT, "demo", decode_grabcut_mask)
 
 
 DEMO = register(

@@ -15,9 +15,10 @@ from bench.datasets._folders import (
     FolderLayout,
     check_channel0_values,
     check_folder_layout,
-    folder_lister,
+    list_folder_pairs,
 )
 from bench.datasets._io import ObjectMasks
+from bench.sample import SampleRef
 
 LAYOUT = FolderLayout(images="data_GT", masks="boundary_GT")
 MASK_VALUES = frozenset({0, 128, 255})
@@ -36,8 +37,8 @@ def decode_grabcut_mask(bgr: np.ndarray) -> ObjectMasks:
     return [(None, gt)]
 
 
-def list_grabcut(root: Path) -> list:
-    return folder_lister(LAYOUT, "GrabCut", decode_grabcut_mask)(root)
+def list_grabcut(root: Path) -> list[SampleRef]:
+    return list_folder_pairs(root, LAYOUT, "GrabCut", decode_grabcut_mask)
 
 
 GRABCUT = register(

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets import DatasetSpec, register
-from bench.datasets._folders import FolderLayout, check_folder_layout, folder_lister
+from bench.datasets._folders import FolderLayout, check_folder_layout, list_folder_pairs
 from bench.datasets._io import ObjectMasks
+from bench.sample import SampleRef
 
 LAYOUT = FolderLayout(
     images="test/image", masks="test/annotations", image_pattern="*.png", mask_pattern="*.png"
@@ -26,8 +27,8 @@ def decode_oaizib_mask(bgr: np.ndarray) -> ObjectMasks:
     return [(int(v), (labels == v).astype(np.int8)) for v in np.unique(labels) if v != 0]
 
 
-def list_oaizib(root: Path) -> list:
-    return folder_lister(LAYOUT, "OAIZIB", decode_oaizib_mask)(root)
+def list_oaizib(root: Path) -> list[SampleRef]:
+    return list_folder_pairs(root, LAYOUT, "OAIZIB", decode_oaizib_mask)
 
 
 OAIZIB = register(

@@ -12,8 +12,9 @@ import cv2
 import numpy as np
 
 from bench.datasets import DatasetSpec, register
-from bench.datasets._folders import FolderLayout, check_folder_layout, folder_lister
+from bench.datasets._folders import FolderLayout, check_folder_layout, list_folder_pairs
 from bench.datasets._io import ObjectMasks
+from bench.sample import SampleRef
 
 LAYOUT = FolderLayout(
     images="raw", masks="mitochondria", image_pattern="*.tif", mask_pattern="*.png"
@@ -36,8 +37,8 @@ def decode_sstem_mask(bgr: np.ndarray) -> ObjectMasks:
     return [(label, (labels == label).astype(np.int8)) for label in range(1, count)]
 
 
-def list_sstem(root: Path) -> list:
-    return folder_lister(LAYOUT, "ssTEM", decode_sstem_mask)(root)
+def list_sstem(root: Path) -> list[SampleRef]:
+    return list_folder_pairs(root, LAYOUT, "ssTEM", decode_sstem_mask)
 
 
 SSTEM = register(

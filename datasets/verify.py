@@ -76,8 +76,10 @@ def _check_entry(spec: DatasetSpec, ref: SampleRef) -> tuple[list[str], list[Pro
 def verify_dataset(
     spec: DatasetSpec,
     data_root: Path | str | None,
-    on_entry: Callable[[SampleRef], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DatasetReport:
+    """Decode every entry once (streaming) and collect every problem; never raises for data."""
+
     def report(root, layout_ok, images=0, instances=0, problems=(), fingerprint=""):
         return DatasetReport(
             spec.name, root, layout_ok, images, instances,
@@ -108,9 +110,9 @@ def verify_dataset(
     instances = 0
     digest = hashlib.sha256()
     seen: set[str] = set()
-    for ref in refs:
-        if on_entry is not None:
-            on_entry(ref)
+    for done, ref in enumerate(refs):
+        if progress is not None:
+            progress(done, len(refs))
         if ref.id in seen:
             problems.append(Problem(str(ref.files[0]), f"entry id {ref.id!r} listed twice"))
         seen.add(ref.id)
