@@ -90,6 +90,26 @@ def _conv_bn(
     return nn.Sequential(*layers)
 
 
+def _stride2_chain(in_ch: int, out_ch: int, links: int, relu_last: bool) -> nn.Sequential:
+    """`links` stride-2 3x3 conv + BN units, ReLU after all but (optionally) the last one.
+
+    Every link keeps `in_ch` channels except the last, which gives `out_ch`: the official
+    fusion path to a lower-resolution branch and the official transition to a new branch.
+    """
+    return nn.Sequential(
+        *(
+            _conv_bn(
+                in_ch,
+                out_ch if k == links - 1 else in_ch,
+                3,
+                stride=2,
+                relu=relu_last or k < links - 1,
+            )
+            for k in range(links)
+        )
+    )
+
+
 def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=True)
 
@@ -116,21 +136,7 @@ class HighResolutionModule(nn.Module):
                 elif j == i:
                     row.append(None)
                 else:
-                    steps = i - j
-                    row.append(
-                        nn.Sequential(
-                            *(
-                                _conv_bn(
-                                    in_ch,
-                                    out_ch if k == steps - 1 else in_ch,
-                                    3,
-                                    2,
-                                    relu=k < steps - 1,
-                                )
-                                for k in range(steps)
-                            )
-                        )
-                    )
+                    row.append(_stride2_chain(in_ch, out_ch, i - j, relu_last=False))
             fuse_layers.append(nn.ModuleList(row))
         self.fuse_layers = nn.ModuleList(fuse_layers)
         self.relu = nn.ReLU(inplace=True)
@@ -165,16 +171,8 @@ def _transition(pre_channels: list[int], channels: list[int]) -> nn.ModuleList:
             in_ch = pre_channels[i]
             layers.append(None if in_ch == out_ch else _conv_bn(in_ch, out_ch, 3))
         else:
-            in_ch = pre_channels[-1]
-            links = i + 1 - len(pre_channels)
-            layers.append(
-                nn.Sequential(
-                    *(
-                        _conv_bn(in_ch, out_ch if k == links - 1 else in_ch, 3, 2)
-                        for k in range(links)
-                    )
-                )
-            )
+            chain = _stride2_chain(pre_channels[-1], out_ch, i + 1 - len(pre_channels), True)
+            layers.append(chain)
     return nn.ModuleList(layers)
 
 
