@@ -152,7 +152,15 @@ def _zoom_description(enabled: bool) -> dict[str, Any] | None:
 
 
 def make_ritm_predictor(variant: str, **options: Any) -> RITMPredictor:
-    """Predictor of one RITM HRNet variant. Options: see `OPTIONS` and the module docstring."""
+    """Predictor of one RITM HRNet variant.
+
+    Options: `checkpoint` (required, official .pth), `device` (default cuda if available),
+    `dtype` ("float32" | "bfloat16" | "float16"; the transforms stay float32),
+    `trust_checkpoint` (unpickle with weights_only=False; RITM files never need it),
+    `zoom_in` (default True: the official cvpr ZoomIn; False runs every click on the whole
+    image) and `flip` (default True: official flip averaging). Booleans also accept "true" /
+    "false" as given on the command line.
+    """
     name = f"ritm-{variant}"
     unknown = set(options) - set(OPTIONS)
     if unknown:
