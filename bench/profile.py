@@ -24,6 +24,7 @@ Conventions (each named in the CSV):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +40,7 @@ from bench.adapters import Predictor
 
 SIMPLECLICK = "simpleclick"
 RITM = "ritm"
+SIMPLECLICK_TRAINED_SIZE = 448
 
 
 @dataclass(frozen=True)
@@ -108,34 +110,68 @@ def build_network(
     device: torch.device | str = "cpu",
     checkpoint: Path | str | None = None,
 ) -> nn.Module:
-    """The network of `target` on `device` (``"meta"`` for shapes only), in eval mode.
+    """The network of `target` on `device` (``"meta"`` for shapes only), eval mode, input `size`.
 
     Random weights from the adapters' builders unless `checkpoint` is given, in which case the
     architecture comes from the checkpoint's saved config and its weights are loaded strictly.
-    SimpleClick is built for input `size` (position embedding grid; thop and FlopCounterMode
-    count nothing that depends on it), RITM is size-free.
+    SimpleClick is built at its training size (448, the position-embedding grid of every
+    released checkpoint) and, for another input size, its position embedding is resized as the
+    official `interpolate_pos_embed_inference` does; thop and FlopCounterMode count nothing
+    that depends on it. RITM runs at any size as built.
     """
-    size = target.size if size is None else size
+    network = build_trained_network(target, device, checkpoint)
+    set_input_size(target, network, target.size if size is None else size)
+    return network
+
+
+def build_trained_network(
+    target: ProfileTarget, device: torch.device | str = "cpu", checkpoint: Path | str | None = None
+) -> nn.Module:
+    """The network as trained and saved (no input-size adaptation), eval mode."""
     if checkpoint is not None:
-        network = _network_from_checkpoint(target, Path(checkpoint), size, device)
+        network = _network_from_checkpoint(target, Path(checkpoint), device)
     else:
         with torch.device(device):
-            network = _random_network(target, size)
+            network = _random_network(target)
     return network.eval()
 
 
-def _random_network(target: ProfileTarget, size: int) -> nn.Module:
+def trained_pos_embed(target: ProfileTarget, network: nn.Module) -> torch.Tensor | None:
+    """SimpleClick: a copy of the trained position embedding, the source of every resize."""
+    if target.family != SIMPLECLICK:
+        return None
+    return network.backbone.pos_embed.detach().clone()
+
+
+def set_input_size(
+    target: ProfileTarget, network: nn.Module, size: int, pristine: torch.Tensor | None = None
+) -> None:
+    """Make a SimpleClick network run at size x size: resize the position embedding from
+    `pristine` (default: the current one, right for a network still at its trained size)."""
+    if target.family != SIMPLECLICK:
+        return
+    from bench.adapters.simpleclick import network as simpleclick
+
+    current = network.backbone.pos_embed
+    if pristine is None:
+        if network.config.img_size == (size, size):
+            return
+        pristine = current.detach().clone()
+    simpleclick.set_input_size(network, (size, size), pristine)
+
+
+def _random_network(target: ProfileTarget) -> nn.Module:
     if target.family == SIMPLECLICK:
         from bench.adapters.simpleclick.network import build_simpleclick
 
-        return build_simpleclick(target.variant, img_size=size)
+        return build_simpleclick(target.variant, img_size=SIMPLECLICK_TRAINED_SIZE)
     from bench.adapters.ritm.network import build_hrnet
 
     return build_hrnet(target.variant)
 
 
 def _network_from_checkpoint(
-    target: ProfileTarget, path: Path, size: int, device: torch.device | str
+    target: ProfileTarget, path: Path, device: torch.device | str
 ) -> nn.Module:
     from bench.adapters import checkpoint as ckpt
 
@@ -214,8 +250,9 @@ def count_network(target: ProfileTarget, size: int, checkpoint: Path | str | Non
 def _count_on(
     target: ProfileTarget, size: int, checkpoint: Path | str | None, device: str
 ) -> Counts:
-    params = profile_counts.count_parameters(build_network(target, None, device, checkpoint))
-    network = build_network(target, size, device, checkpoint)
+    network = build_trained_network(target, device, checkpoint)
+    params = profile_counts.count_parameters(network)
+    set_input_size(target, network, size)
     paper = profile_counts.count_paper_flops(network, size)
     full, _ = profile_counts.count_full_flops(network, size)
     return Counts(params, paper, full)
@@ -227,7 +264,15 @@ def _parts(target: ProfileTarget, params: profile_counts.ParamCounts) -> list[in
     ]
 
 
-PredictorFactory = Callable[[nn.Module, ProfileTarget, int, torch.device], Predictor]
+@dataclass(frozen=True, eq=False)
+class DeviceNetwork:
+    """A network resident on its device, with what its predictor needs to resize it."""
+
+    network: nn.Module
+    trained_pos_embed: torch.Tensor | None  # SimpleClick only
+
+
+PredictorFactory = Callable[[DeviceNetwork, ProfileTarget, int, torch.device], Predictor]
 
 
 def profile_one(
@@ -245,15 +290,14 @@ def profile_one(
     """Profile one model at one input size; the click loop runs when `samples` is given."""
     device = torch.device(device)
     counts = count_network(target, size, checkpoint)
-    network, memory = measure_network_memory(target, size, device, dtype, checkpoint)
+    built, memory = measure_network_memory(target, size, device, dtype, checkpoint)
     spc = None
     if samples is not None:
         factory = make_predictor or random_init_predictor
-        predictor = factory(network, target, size, device)
-        with autocast(device, dtype):
-            times = profile_clicks.time_clicks(predictor, network, samples(), device, max_clicks)
+        predictor = factory(built, target, size, device)
+        times = profile_clicks.time_clicks(predictor, built.network, samples(), device, max_clicks)
         spc = profile_clicks.summarize(times, dataset, warmup_clicks)
-    del network
+    del built
     return make_row(target, size, device, dtype, counts, memory, spc, checkpoint)
 
 
@@ -318,39 +362,71 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def autocast(device: torch.device, dtype: torch.dtype):
-    """Reduced precision the way inference code runs it: autocast, float32 weights and inputs.
-
-    Casting the whole network instead would also cast the click coordinates (bfloat16 has
-    integer steps of 2 above 256 pixels) and break the front end's exact disks.
-    """
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-
-
 def measure_network_memory(
     target: ProfileTarget,
     size: int,
     device: torch.device,
     dtype: torch.dtype,
     checkpoint: Path | str | None = None,
-) -> tuple[nn.Module, profile_memory.PeakMemory]:
-    """Build the network on `device` and run one batch-1 forward pass, measuring the peak."""
+) -> tuple[DeviceNetwork, profile_memory.PeakMemory]:
+    """Build the network on `device` in `dtype`, then measure one batch-1 forward pass.
 
-    def work() -> nn.Module:
-        network = build_network(target, size, device, checkpoint)
-        inputs = profile_counts.network_inputs(size, device)
-        with torch.inference_mode(), autocast(device, dtype):
-            network(*inputs)
-        return network
+    The peak includes the resident weights. Reduced precision follows the adapters' predictors:
+    weights and the image tensor in `dtype`, click coordinates left as they are.
+    """
 
-    return profile_memory.measure_peak_memory(work, device)
+    def prepare() -> DeviceNetwork:
+        network = build_trained_network(target, device, checkpoint).to(dtype)
+        pristine = trained_pos_embed(target, network)
+        set_input_size(target, network, size, pristine)
+        return DeviceNetwork(network, pristine)
+
+    def run(built: DeviceNetwork) -> None:
+        image, points = profile_counts.network_inputs(size, device)
+        with torch.inference_mode():
+            built.network(image.to(dtype), points)
+
+    return profile_memory.measure_peak_memory(prepare, run, device)
 
 
 def random_init_predictor(
-    network: nn.Module, target: ProfileTarget, size: int, device: torch.device
+    built: DeviceNetwork, target: ProfileTarget, size: int, device: torch.device
 ) -> Predictor:
-    """The adapters' evaluation predictor around an already built (random-init) network."""
-    raise NotImplementedError("waiting for the adapters' EvalPredictor")
+    """The adapters' evaluation predictor (`EvalPredictor`) around an already built network.
+
+    The official evaluation of the family (eval-mode cvpr, NoBRS, flip averaging; PROTOCOL.md
+    section 5) at the paper's size; at another size, ZoomIn to that size on every dataset
+    (SimpleClick's `--eval-mode fixedN`, RITM's longest side N). SimpleClick's position
+    embedding follows the zoom target per dataset, as its predictor factory does
+    (`bench.adapters.simpleclick.predictor`, which needs a checkpoint).
+    """
+    from bench.adapters.common.eval_predictor import EvalPredictor, ritm_cvpr_zoom_in
+
+    network = built.network
+    on_dataset = None
+    if target.family == SIMPLECLICK:
+        from bench.adapters.simpleclick.predictor import zoom_rule
+
+        zoom_in = zoom_rule(None if size == target.size == SIMPLECLICK_TRAINED_SIZE else size, True)
+
+        def on_dataset(dataset: str) -> None:
+            side = zoom_in(dataset).target_size[0]
+            set_input_size(target, network, side, built.trained_pos_embed)
+
+    elif size == target.size:
+        zoom_in = ritm_cvpr_zoom_in
+    else:
+
+        def zoom_in(dataset: str):
+            return dataclasses.replace(ritm_cvpr_zoom_in(dataset), target_size=size)
+
+    def forward(x: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        return network(x, points)["instances"]
+
+    dtype = next(network.parameters()).dtype
+    return EvalPredictor(
+        forward, zoom_in=zoom_in, with_flip=True, device=device, dtype=dtype, on_dataset=on_dataset
+    )
 
 
 def write_csv(rows: Sequence[ProfileRow], path: Path | str) -> Path:

@@ -96,16 +96,28 @@ class PaperCount:
 def count_paper_flops(model: nn.Module, size: int | tuple[int, int]) -> PaperCount:
     """thop.profile exactly as the official notebooks call it (eval mode, no grad).
 
-    thop attaches temporary buffers and hooks and removes them again; its stdout chatter is
-    swallowed. Works on the meta device (its rules read shapes only).
+    thop attaches temporary buffers and hooks, which are all removed again; its stdout chatter
+    is swallowed. Works on the meta device (its rules read shapes only).
     """
     import thop  # optional dependency (extra `profile`)
 
     device = _model_device(model)
     inputs = network_inputs(size, device)
-    with contextlib.redirect_stdout(io.StringIO()):
-        macs, params = thop.profile(model, inputs=inputs, verbose=False)
+    before = {id(m) for m in model.modules() if set(m._buffers) & _THOP_BUFFERS}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            macs, params = thop.profile(model, inputs=inputs, verbose=False)
+    finally:
+        # thop 0.1.1 adds `total_ops`/`total_params` buffers to every module but removes them
+        # only from the modules it hooked; drop the rest so the state_dict stays official.
+        for module in model.modules():
+            if id(module) not in before:
+                for name in _THOP_BUFFERS:
+                    module._buffers.pop(name, None)
     return PaperCount(macs=int(round(float(macs))), params=int(round(float(params))))
+
+
+_THOP_BUFFERS = {"total_ops", "total_params"}
 
 
 def count_full_flops(model: nn.Module, size: int | tuple[int, int]) -> tuple[int, dict[str, int]]:
