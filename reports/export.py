@@ -6,40 +6,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from bench.reports.tables import FLAG_MARK, ReportTable
 
 
 def to_latex(table: ReportTable) -> str:
     """booktabs table; best cells in \\textbf, published rows in italics."""
-    bold = table.bold.to_numpy()
     kinds = [r.kind for r in table.rows]
     display = table.display.copy()
-    display.columns = display.columns.set_levels(
-        [level.map(lambda s: s if s else " ") for level in display.columns.levels]
-    )
+    # Row labels repeat ("difference"), which Styler refuses as an index: make them a column.
+    display.index = range(len(display))
+    display.insert(0, ("", "Method"), [r.label for r in table.rows])
+    display.columns = pd.MultiIndex.from_tuples([(g if g else " ", c) for g, c in display.columns])
+    bold = table.bold.to_numpy()
 
-    def cell_styles(frame):
-        styles = frame.copy().astype(object)
+    def cell_styles(frame: pd.DataFrame) -> pd.DataFrame:
+        styles = pd.DataFrame("", index=frame.index, columns=frame.columns)
         for i in range(frame.shape[0]):
-            for j in range(frame.shape[1]):
-                if bold[i, j]:
+            for j in range(1, frame.shape[1]):
+                if bold[i, j - 1]:
                     styles.iat[i, j] = "textbf:--rwrap;"
                 elif kinds[i] == "published" and frame.iat[i, j]:
                     styles.iat[i, j] = "textit:--rwrap;"
-                else:
-                    styles.iat[i, j] = ""
         return styles
 
-    styler = display.style.apply(cell_styles, axis=None)
-    styler = styler.format(escape="latex").format_index(escape="latex", axis=0)
-    styler = styler.format_index(escape="latex", axis=1)
-    has_groups = any(str(g).strip() for g in display.columns.get_level_values(0))
-    if not has_groups:
+    styler = display.style.apply(cell_styles, axis=None).hide(axis="index")
+    styler = styler.format(escape="latex").format_index(escape="latex", axis=1)
+    if not any(g.strip() for g in display.columns.get_level_values(0)):
         styler = styler.hide(axis="columns", level=0)
     latex = styler.to_latex(
         hrules=True,
         multicol_align="c",
-        column_format="l" + "r" * display.shape[1],
+        column_format="l" + "r" * (display.shape[1] - 1),
         caption=table.title.replace("%", r"\%"),
         label=f"tab:{table.key}",
         position_float="centering",

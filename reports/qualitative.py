@@ -45,11 +45,12 @@ def pick_instances(trajectories: pd.DataFrame, max_clicks: int) -> list[Pick]:
     nocs = metrics.nocs(seqs, metrics.official_threshold(0.90), max_clicks)
     order = sorted(range(len(ids)), key=lambda i: (nocs[i], -float(np.nanmean(seqs[i]))))
     chosen = {"best": order[0], "median": order[len(order) // 2], "worst": order[-1]}
-    picks, used = [], set()
+    if chosen["median"] in (chosen["best"], chosen["worst"]):
+        del chosen["median"]  # too few instances for a distinct median
+    if chosen["worst"] == chosen["best"]:
+        del chosen["worst"]
+    picks = []
     for rank, i in chosen.items():
-        if i in used:
-            continue
-        used.add(i)
         click = int(min(nocs[i], len(seqs[i])))
         picks.append(Pick(rank, ids[i], int(nocs[i]), click, float(seqs[i][click - 1])))
     return picks

@@ -95,9 +95,18 @@ def read_profile(folder: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
+def _short_model_name(name: str) -> str:
+    """`/long/path/plugin.py:make` -> `plugin.py:make`; registered names stay as they are."""
+    file_part, sep, attr = name.rpartition(":")
+    return f"{Path(file_part).name}{sep}{attr}" if sep and "/" in file_part else name
+
+
 def _unique_labels(folders: list[Path], manifests: list[dict[str, Any]]) -> list[str]:
     """Model name, or `model (folder)` where two runs share a model name."""
-    names = [str((m.get("model") or {}).get("name") or f.name) for f, m in zip(folders, manifests)]
+    names = [
+        _short_model_name(str((m.get("model") or {}).get("name") or f.name))
+        for f, m in zip(folders, manifests)
+    ]
     counts = Counter(names)
     labels = [n if counts[n] == 1 else f"{n} ({f.name})" for n, f in zip(names, folders)]
     seen: Counter[str] = Counter()

@@ -141,6 +141,8 @@ def _metric_table(
         measured = [_value(summary, d, m) for d, m in column_keys]
         measured = [None if v is None else v * scale for v in measured]
         published = [published_metric(run.reference, d, m) for d, m in column_keys]
+        if all(v is None for v in measured) and all(p is None for p in published):
+            continue  # the run did not evaluate any dataset of this table
         values.append(measured)
         texts.append([_fmt(v) for v in measured])
         tips.append([""] * len(column_keys))
@@ -246,6 +248,7 @@ def medical_table(runs: list[Run], summaries: dict[str, pd.DataFrame], flags: Fl
 
 
 def _profile_rows(run: Run) -> pd.DataFrame:
+    """The run's own rows of profile.csv; all rows when none names the run's model."""
     profile = run.profile
     if profile is None or profile.empty:
         return pd.DataFrame()
@@ -254,110 +257,130 @@ def _profile_rows(run: Run) -> pd.DataFrame:
     return profile
 
 
-def _single(series_list: list[pd.Series]) -> str | None:
-    values = {str(v) for s in series_list for v in s.dropna()}
-    return values.pop() if len(values) == 1 else None
-
-
 def _num(row: pd.Series, column: str) -> float | None:
     value = row.get(column)
     return None if value is None or pd.isna(value) else float(value)
 
 
+def _text(row: pd.Series, column: str) -> str:
+    value = row.get(column)
+    return "" if value is None or pd.isna(value) else str(value)
+
+
+# (header, profile.csv column, format); conventions are named in the notes below the table.
+COMPUTE_COLUMNS = (
+    ("Input", "input_size", None),
+    ("Device", "device", None),
+    ("dtype", "dtype", None),
+    ("Params (M), paper convention", "params_thop_M", ".2f"),
+    ("Params (M), full", "params_M", ".2f"),
+    ("GFLOPs, paper convention", "gflops_paper", ".2f"),
+    ("GFLOPs, full", "gflops_full", ".2f"),
+    ("Peak memory (MiB)", "peak_mem_MiB", ".0f"),
+    ("SPC model (s), median [IQR]", "spc_model_median_s", ".4f"),
+    ("SPC harness (s), median", "spc_harness_median_s", ".4f"),
+    ("SPC measured on", "spc_dataset", None),
+)
+CONVENTION_NOTES = (
+    ("Params (M), paper convention", "params_thop_M", "thop's count (paper Table 5)"),
+    ("Params (M), full", "params_convention", None),
+    ("GFLOPs, paper convention", "flops_convention_paper", None),
+    ("GFLOPs, full", "flops_convention_full", None),
+    ("Peak memory", "mem_kind", None),
+)
+
+
+def _compute_cells(p: pd.Series) -> list[str]:
+    cells = []
+    for _, column, spec in COMPUTE_COLUMNS:
+        if spec is None:
+            cells.append(_text(p, column) or MISSING)
+        elif column == "spc_model_median_s":
+            spc, iqr = _num(p, column), _num(p, "spc_model_iqr_s")
+            cells.append(MISSING if spc is None else f"{spc:.4f} [{_fmt(iqr, '.4f')}]")
+        else:
+            cells.append(_fmt(_num(p, column), spec))
+    return cells
+
+
+def _convention_notes(profiled: list[tuple[Run, pd.DataFrame]]) -> list[str]:
+    """One line per convention; per method where the profiles disagree."""
+    notes = []
+    for header, column, fixed in CONVENTION_NOTES:
+        by_run = {
+            run.label: _text(row, column) for run, rows in profiled for _, row in rows.iterrows()
+        }
+        values = set(by_run.values()) - {""}
+        if not values:
+            continue
+        if fixed is not None:
+            notes.append(f"{header}: {fixed}.")
+        elif len(values) == 1:
+            notes.append(f"{header}: {values.pop()}.")
+        else:
+            notes.append(f"{header}: " + "; ".join(f"{k}: {v}" for k, v in by_run.items() if v))
+    return notes
+
+
 def compute_table(runs: list[Run]) -> ReportTable:
-    """Table 5: parameters, GFLOPs (convention named), peak memory and SPC from profile.csv."""
+    """Table 5: parameters, GFLOPs (conventions named), peak memory and SPC from profile.csv."""
     profiled = [(run, _profile_rows(run)) for run in runs]
     profiled = [(run, rows) for run, rows in profiled if not rows.empty]
-    conv_paper = _single([rows.get("flops_convention_paper", pd.Series()) for _, rows in profiled])
-    conv_full = _single([rows.get("flops_convention_full", pd.Series()) for _, rows in profiled])
-    mem_kind = _single([rows.get("mem_kind", pd.Series()) for _, rows in profiled])
-    headers = [
-        "Input",
-        "Device",
-        "dtype",
-        "Params (M)",
-        f"GFLOPs [{conv_paper}]" if conv_paper else "GFLOPs [paper convention]",
-        f"GFLOPs [{conv_full}]" if conv_full else "GFLOPs [full]",
-        f"Peak memory (MiB, {mem_kind})" if mem_kind else "Peak memory (MiB)",
-        "SPC model (s), median [IQR]",
-        "SPC harness (s), median",
-        "SPC measured on",
-    ]
+    headers = [h for h, _, _ in COMPUTE_COLUMNS]
     texts, tips, rows, records = [], [], [], []
     for run, prows in profiled:
         for _, p in prows.iterrows():
-            gflops_p, gflops_f = _num(p, "gflops_paper"), _num(p, "gflops_full")
-            spc, iqr = _num(p, "spc_model_median_s"), _num(p, "spc_model_iqr_s")
-            paper_cell = _fmt(gflops_p)
-            if gflops_p is not None and not conv_paper and p.get("flops_convention_paper"):
-                paper_cell += f" ({p['flops_convention_paper']})"
-            full_cell = _fmt(gflops_f)
-            if gflops_f is not None and not conv_full and p.get("flops_convention_full"):
-                full_cell += f" ({p['flops_convention_full']})"
-            mem = _num(p, "peak_mem_MiB")
-            mem_cell = _fmt(mem, ".0f")
-            if mem is not None and not mem_kind and p.get("mem_kind"):
-                mem_cell += f" ({p['mem_kind']})"
-            texts.append(
-                [
-                    str(p.get("input_size", MISSING)),
-                    str(p.get("device", MISSING)),
-                    str(p.get("dtype", MISSING)),
-                    _fmt(_num(p, "params_M")),
-                    paper_cell,
-                    full_cell,
-                    mem_cell,
-                    MISSING if spc is None else f"{spc:.4f} [{_fmt(iqr, '.4f')}]",
-                    _fmt(_num(p, "spc_harness_median_s"), ".4f"),
-                    str(p.get("spc_dataset", MISSING)),
-                ]
-            )
+            profiled_model = _text(p, "model")
+            label = run.label
+            if profiled_model and profiled_model != run.model_name:
+                label += f" [profile of {profiled_model}]"
+            texts.append(_compute_cells(p))
             tips.append([""] * len(headers))
-            rows.append(RowStyle(run.label, "measured"))
+            rows.append(RowStyle(label, "measured"))
             pub_params = published_compute(run.reference, "params_M")
             pub_gflops = published_compute(run.reference, "gflops", p.get("input_size"))
+            source = (pub_params or pub_gflops).source if (pub_params or pub_gflops) else ""
             records.append(
                 {
                     "method": run.label,
-                    "model": run.model_name,
+                    "run_model": run.model_name,
                     "reference": run.reference or "",
                     **{k: (None if pd.isna(v) else v) for k, v in p.items()},
                     "published_params_M": None if pub_params is None else pub_params.value,
                     "published_gflops": None if pub_gflops is None else pub_gflops.value,
-                    "published_source": (pub_params or pub_gflops).source
-                    if (pub_params or pub_gflops)
-                    else "",
+                    "published_source": source,
                 }
             )
-            if pub_params or pub_gflops:
+            if source:
+                published = {
+                    "params_thop_M": pub_params,
+                    "gflops_paper": pub_gflops,
+                }
                 texts.append(
                     [
-                        "",
-                        "",
-                        "",
-                        "" if pub_params is None else _fmt(pub_params.value),
-                        "" if pub_gflops is None else _fmt(pub_gflops.value),
-                        "",
-                        "",
-                        "",
-                        "",
-                        "",
+                        "" if published.get(col) is None else _fmt(published[col].value)
+                        for _, col, _ in COMPUTE_COLUMNS
                     ]
                 )
-                source = (pub_params or pub_gflops).source
-                tips.append(["", "", "", source, source, "", "", "", "", ""])
+                tips.append(
+                    [
+                        "" if published.get(col) is None else published[col].source
+                        for _, col, _ in COMPUTE_COLUMNS
+                    ]
+                )
                 rows.append(RowStyle(f"published ({run.reference})", "published"))
-    columns = pd.MultiIndex.from_tuples([("", h) for h in headers])
+    columns = pd.MultiIndex.from_arrays([[""] * len(headers), headers])
     index = pd.Index([r.label for r in rows])
-    notes = []
-    missing = [run.label for run in runs if run not in [r for r, _ in profiled]]
+    notes = _convention_notes(profiled)
+    with_profile = {id(run) for run, _ in profiled}
+    missing = [run.label for run in runs if id(run) not in with_profile]
     if missing:
         notes.append(
-            "No profile.csv for: " + ", ".join(missing) + " (run `bench profile` to add it)."
+            "No profile.csv for: " + ", ".join(missing) + " (run `bench profile --out RUN_DIR`)."
         )
     return ReportTable(
         key="table5-compute",
-        title="Table 5. Parameters, GFLOPs, peak memory and seconds per click",
+        title="Table 5. Parameters, GFLOPs, peak memory and seconds per click (SPC)",
         display=pd.DataFrame(texts, index=index, columns=columns),
         bold=pd.DataFrame(False, index=index, columns=columns),
         titles=pd.DataFrame(tips, index=index, columns=columns),
