@@ -80,9 +80,11 @@ def check_folder_layout(root: Path, layout: FolderLayout) -> list[SampleError]:
     """Things the official loader tolerates silently or crashes on, but a clean copy lacks."""
     image_dir, mask_dir = layout.folders(root)
     problems = [
-        SampleError(p, "hidden file (the official loader lists it and crashes)")
-        for folder in (image_dir, mask_dir)
-        for p in hidden_entries(folder)
+        SampleError(p, "hidden file (the official loader lists it as an image and crashes)")
+        for p in hidden_entries(image_dir)
+    ]
+    problems += [
+        SampleError(p, "hidden file (not part of the dataset)") for p in hidden_entries(mask_dir)
     ]
     if not (image_dir.is_dir() and mask_dir.is_dir()):
         return problems

@@ -90,11 +90,6 @@ def matching_entries(folder: Path, pattern: str) -> list[Path]:
     return [folder / n for n in names if not n.startswith(".")]
 
 
-def list_image_folder(folder: Path) -> list[Path]:
-    """Entries whose name contains a dot (official `sorted(glob('*.*'))`)."""
-    return matching_entries(folder, "*.*")
-
-
 def hidden_entries(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
