@@ -75,7 +75,7 @@ def _run_view(run: Run) -> dict[str, Any]:
         "status": manifest.get("status", "unknown"),
         "created": manifest.get("created", "–"),
         "datasets": datasets,
-        "versions": manifest.get("versions") or {},
+        "versions": ", ".join(f"{k} {v}" for k, v in (manifest.get("versions") or {}).items()),
         "checkpoint_sha": sha[:16] if sha else "–",
         "fingerprints": fingerprints,
         "errors": len(manifest.get("errors") or []),
