@@ -95,7 +95,10 @@ def list_command(data_root: Path | None, names: str | None, verbose: bool) -> No
             click.echo(f"\n{spec.name} ({spec.folder}/): {spec.url or 'bundled'}")
             if spec.notes:
                 click.echo(f"  {spec.notes}")
-    click.echo("\nINSTANCES/IMAGES: the paper's counts ('-': no confirmed official count).")
+    click.echo(
+        "\nINSTANCES: the paper's count ('-': no confirmed official count). IMAGES: entries "
+        "the official loader lists (Berkeley: 100 files showing 96 distinct images)."
+    )
 
 
 def _progress_printer(name: str):
