@@ -23,6 +23,11 @@ import numpy as np
 
 from bench.sample import IGNORE, Click
 
+_REL_NOISE = 1e-5
+"""Relative slack that covers OpenCV's float32 last-bit noise but not the gap between
+sqrt(n) and sqrt(n + 1) for distances below ~2048 px (1 / (2 * 2048) / 2048 = 1.2e-7 is the
+smallest relative gap, so candidates may include a smaller square, which rounding rejects)."""
+
 PRED_THR = 0.49
 """The evaluator's binarisation threshold, compared with a strict `>` (not 0.5)."""
 
@@ -106,17 +111,21 @@ def _max_squared_distance(
     r0, r1, c0, c1 = box
     crop = np.pad(mask[r0:r1, c0:c1], 1).view(np.uint8)
     dist = cv2.distanceTransform(crop, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
-    # Exact integer squares: float32 sqrt of an integer below 2^22 squares back to within 0.5.
-    sq = np.rint(dist.astype(np.float64) ** 2).astype(np.int64)
     for y, x in clicked:
         if r0 <= y < r1 and c0 <= x < c1:
-            sq[y - r0, x - c0] = 0
-    flat = int(np.argmax(sq))
-    best = int(sq.flat[flat])
-    if best == 0:
+            dist[y - r0, x - c0] = 0.0
+    top = float(dist.max())
+    if top == 0.0:
         return 0, 0, 0
-    h, w = sq.shape
-    return best, r0 + flat // w, c0 + flat % w
+    # Only pixels within float32 noise of the maximum can hold the largest exact square;
+    # squaring them back gives the exact integers (PROTOCOL.md section 2.2 exactness notes).
+    flat = dist.reshape(-1)
+    candidates = np.flatnonzero(flat >= np.float32(top * (1.0 - _REL_NOISE)))
+    squares = np.rint(flat[candidates].astype(np.float64) ** 2).astype(np.int64)
+    best = int(squares.max())
+    first = int(candidates[np.argmax(squares == best)])
+    w = dist.shape[1]
+    return best, r0 + first // w, c0 + first % w
 
 
 def next_click_from_errors(err: Errors, clicked: Iterable[tuple[int, int]]) -> Click:
