@@ -117,6 +117,10 @@ def run_command(**kw: Any) -> None:
         manifest = run(request)
     except (KeyError, FileNotFoundError, RunMismatchError, ValueError, TypeError) as exc:
         raise click.ClickException(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from exc
+    except Exception as exc:
+        if type(exc).__name__ == "CheckpointError":  # no torch import just to name the class
+            raise click.ClickException(str(exc)) from exc
+        raise
     from bench.store import read_trajectories
 
     _print_summary(summarize(read_trajectories(out), kw["max_clicks"]), manifest)
@@ -177,6 +181,18 @@ def models_list() -> None:
         if spec.download_page:
             click.echo(f"{'':24s} download: {spec.download_page}")
 
+
+def _register_subcommands() -> None:
+    from bench.cli_datasets import datasets
+    from bench.cli_profile import profile_command
+    from bench.cli_report import report_command
+
+    main.add_command(datasets)
+    main.add_command(report_command)
+    main.add_command(profile_command)
+
+
+_register_subcommands()
 
 if __name__ == "__main__":
     main()
