@@ -19,9 +19,9 @@ from bench.reports.export import html_view, write_table
 from bench.reports.qualitative import qualitative_figures
 from bench.reports.runs import Run, load_runs
 from bench.reports.tables import (
-    MEDICAL_DATASETS,
     ReportTable,
     compute_table,
+    is_medical,
     medical_table,
     noc_table,
     ordered_datasets,
@@ -61,7 +61,7 @@ def _run_view(run: Run) -> dict[str, Any]:
     manifest = run.manifest
     traj = run.trajectories
     counts = traj.groupby("dataset", sort=False)["sample_id"].nunique()
-    datasets = ", ".join(f"{run.folder(name)} ({n})" for name, n in counts.items())
+    datasets = ", ".join(f"{run.dataset_label(name)} ({n})" for name, n in counts.items())
     fingerprints = ", ".join(
         f"{info.get('folder', name)}: {str(info.get('fingerprint') or '–')[:12]}"
         for name, info in (manifest.get("datasets") or {}).items()
@@ -116,9 +116,9 @@ def build_report(
         "medical": medical_table(runs, summaries, flags),
         "compute": compute_table(runs),
     }
-    natural = ordered_datasets(summaries, lambda d: d not in MEDICAL_DATASETS)
+    natural = ordered_datasets(summaries, lambda d: not is_medical(d))
     every = ordered_datasets(summaries, lambda d: True)
-    folder_of = {(r.label, name): r.folder(name) for r in runs for name in r.datasets()}
+    folder_of = {(r.label, name): r.dataset_label(name) for r in runs for name in r.datasets()}
     qualitative, qualitative_notes = qualitative_figures(
         runs, Path(data_root) if data_root is not None else None
     )

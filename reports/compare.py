@@ -71,7 +71,9 @@ def find_flags(runs: list[Run]) -> Flags:
     by_folder: dict[str, dict[str, tuple[str, str, int]]] = {}
     for run in runs:
         for cli_name in run.datasets():
-            by_folder.setdefault(run.folder(cli_name), {})[run.label] = _sample_set(run, cli_name)
+            by_folder.setdefault(run.dataset_label(cli_name), {})[run.label] = _sample_set(
+                run, cli_name
+            )
     for folder, sets in by_folder.items():
         if len(set(sets.values())) > 1:
             detail = ", ".join(

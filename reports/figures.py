@@ -86,7 +86,7 @@ def noc_vs_gflops(
                 if dataset not in summary.index:
                     continue
                 x, y = gflops[run.label], float(summary.at[dataset, "NoC@90"])
-                area = 60 + 1800 * x / largest
+                area = 2500 * x / largest  # marker area in pt^2, proportional
                 ax.scatter([x], [y], s=area, color=colors[run.label], alpha=0.6, edgecolor="k")
                 ax.annotate(
                     run.label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8
@@ -98,7 +98,10 @@ def noc_vs_gflops(
             ax.set_ylabel("NoC@90")
             ax.set_title(dataset)
             ax.margins(0.25)
-    caption = "Bubble area is proportional to GFLOPs (from profile.csv, paper convention)."
+    caption = (
+        "Bubble area is proportional to GFLOPs (from profile.csv, paper convention); "
+        f"the largest bubble is {largest:.2f} GFLOPs."
+    )
     if missing:
         caption += " Not shown (no GFLOPs in profile.csv): " + ", ".join(missing) + "."
     return FigureImage("figure1", "Figure 1. NoC@90 vs GFLOPs", caption, png_bytes(fig))

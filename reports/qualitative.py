@@ -141,7 +141,7 @@ def qualitative_figures(
                 notes.append(f"{run.label} / {cli_name}: dataset not available ({exc}); skipped.")
                 continue
             if panels:
-                title = f"{run.label} on {run.folder(cli_name)}"
+                title = f"{run.label} on {run.dataset_label(cli_name)}"
                 figures.append(
                     FigureImage(
                         f"figure7-{len(figures)}",

@@ -53,9 +53,12 @@ class Run:
     def dataset_info(self, cli_name: str) -> dict[str, Any]:
         return (self.manifest.get("datasets") or {}).get(cli_name) or {}
 
-    def folder(self, cli_name: str) -> str:
-        """Official dataset name (`GrabCut`) of a CLI name (`grabcut`), as the manifest says."""
-        return str(self.dataset_info(cli_name).get("folder") or cli_name)
+    def dataset_label(self, cli_name: str) -> str:
+        """The dataset's name in tables: its official folder (`GrabCut`) when the CLI name is
+        that folder's, else `folder (cli name)`, so another split sharing a folder
+        (`pascalvoc_test`) is never compared with numbers published for the first."""
+        folder = str(self.dataset_info(cli_name).get("folder") or cli_name)
+        return folder if folder.lower() == cli_name.lower() else f"{folder} ({cli_name})"
 
     def datasets(self) -> list[str]:
         """CLI names with trajectories, in stored order."""

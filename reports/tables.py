@@ -20,6 +20,13 @@ from bench.reports.runs import Run
 
 PAPER_DATASET_ORDER = ("GrabCut", "Berkeley", "SBD", "DAVIS", "PascalVOC", "COCO_MVal")
 MEDICAL_DATASETS = ("ssTEM", "BraTS", "OAIZIB")  # SimpleClick Table 3
+
+
+def is_medical(dataset_label: str) -> bool:
+    """`ssTEM` or `ssTEM (other split)`: the official folder decides."""
+    return dataset_label.split(" (", 1)[0] in MEDICAL_DATASETS
+
+
 NOC_METRICS = ("NoC@85", "NoC@90")
 MIOU_METRICS = ("mIoU@10", "mIoU@20")
 FLAG_MARK = "†"
@@ -53,7 +60,7 @@ def summarize_runs(runs: list[Run]) -> dict[str, pd.DataFrame]:
     out = {}
     for run in runs:
         summary = metrics.summarize(run.trajectories, max_clicks=run.max_clicks)
-        summary.index = [run.folder(name) for name in summary.index]
+        summary.index = [run.dataset_label(name) for name in summary.index]
         summary.index.name = "dataset"
         out[run.label] = summary
     return out
@@ -216,7 +223,7 @@ def _flag_notes(runs: list[Run], flags: Flags, datasets: list[str]) -> list[str]
 
 def noc_table(runs: list[Run], summaries: dict[str, pd.DataFrame], flags: Flags) -> ReportTable:
     """Table 2: NoC@85/90 per dataset and method, beside the published values."""
-    datasets = ordered_datasets(summaries, lambda d: d not in MEDICAL_DATASETS)
+    datasets = ordered_datasets(summaries, lambda d: not is_medical(d))
     table = _metric_table(
         runs,
         summaries,
@@ -233,7 +240,7 @@ def noc_table(runs: list[Run], summaries: dict[str, pd.DataFrame], flags: Flags)
 
 def medical_table(runs: list[Run], summaries: dict[str, pd.DataFrame], flags: Flags) -> ReportTable:
     """Table 3: mIoU@10 / mIoU@20 (percent) on the medical datasets."""
-    datasets = ordered_datasets(summaries, lambda d: d in MEDICAL_DATASETS)
+    datasets = ordered_datasets(summaries, is_medical)
     return _metric_table(
         runs,
         summaries,

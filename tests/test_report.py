@@ -195,7 +195,7 @@ def test_medical_table_reports_miou_at_10_from_the_trajectories(runs, tmp_path):
     (medical / "manifest.json").write_text(json.dumps(manifest))
     out = build_report([runs["grabcut"], medical], tmp_path / "r.html")
     table = out.tables["medical"]
-    assert list(table.display.columns.get_level_values(0).unique()) == ["ssTEM"]
+    assert list(table.display.columns.get_level_values(0).unique()) == ["ssTEM (demo)"]
     assert [r.label for r in table.rows] == [
         "shifted_reveal.py:make_predictor"
     ]  # no GrabCut-OpenCV
@@ -204,7 +204,7 @@ def test_medical_table_reports_miou_at_10_from_the_trajectories(runs, tmp_path):
     assert table.display.iat[0, 0] == f"{expected:.2f}"
     assert table.display.iat[0, 1] == "–"  # 10-click runs have no mIoU@20
     assert "demo" not in table.display.columns.get_level_values(0)
-    assert "ssTEM" not in out.tables["noc"].display.columns.get_level_values(0)
+    assert "ssTEM (demo)" not in out.tables["noc"].display.columns.get_level_values(0)
 
 
 def test_figures_are_embedded_and_qualitative_panels_rank_instances(runs, report):
@@ -283,3 +283,21 @@ def test_cli_writes_report_and_tables_and_rejects_bad_clicks(runs, tmp_path):
     assert bad.exit_code == 2 and "1..10" in bad.output
     not_a_run = CliRunner().invoke(report_command, [str(tmp_path), "-o", str(out)])
     assert not_a_run.exit_code == 2 and "manifest.json" in not_a_run.output
+
+
+def test_reference_table_rows_have_sources_and_resolve_to_registered_names():
+    from bench.adapters import all_models
+    from bench.datasets import DATASETS
+
+    ref = reference_table()
+    assert ref["source"].str.len().gt(10).all()
+    assert ref["value"].notna().all() and ref["value"].gt(0).all()
+    noc = ref[ref["table"] == "NoC"]
+    folders = {spec.folder for spec in DATASETS.values()}
+    assert set(noc["dataset"]) <= folders  # lookups use the manifests' official names
+    assert set(noc["metric"]) <= {"NoC@85", "NoC@90"}
+    assert noc["reference"].str.fullmatch(r"[a-z0-9-]+/(cocolvis|sbd)").all()
+    assert not noc.duplicated(["reference", "dataset", "metric"]).any()
+    compute = ref[ref["table"] == "compute"]
+    assert set(compute["reference"]) <= set(all_models())  # keyed by architecture
+    assert compute.loc[compute["metric"] == "gflops", "input_size"].notna().all()
