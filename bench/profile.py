@@ -173,20 +173,27 @@ def _random_network(target: ProfileTarget) -> nn.Module:
 def _network_from_checkpoint(
     target: ProfileTarget, path: Path, device: torch.device | str
 ) -> nn.Module:
-    from bench.adapters import checkpoint as ckpt
+    """The adapters' strict loaders (they also refuse a checkpoint of another variant); on the
+    meta device only the saved config is used."""
+    if str(device) == "meta":
+        from bench.adapters.checkpoint import config_params, read_checkpoint
 
-    loaded = ckpt.read_checkpoint(path)
-    params = ckpt.config_params(loaded)
+        params = config_params(read_checkpoint(path))
+        if target.family == SIMPLECLICK:
+            from bench.adapters.simpleclick.network import model_from_config
+        else:
+            from bench.adapters.ritm.network import model_from_config
+        with torch.device("meta"):
+            return model_from_config(params)
     if target.family == SIMPLECLICK:
-        from bench.adapters.simpleclick.network import model_from_config
+        from bench.adapters.simpleclick.predictor import load_plainvit
+
+        network = load_plainvit(target.variant, path)[0]
     else:
-        from bench.adapters.ritm.network import model_from_config
-    with torch.device("meta" if str(device) == "meta" else "cpu"):
-        network = model_from_config(params)
-    if str(device) != "meta":
-        ckpt.load_state_dict_strict(network, loaded.state_dict)
-        network = network.to(device)
-    return network
+        from bench.adapters.ritm.predictor import load_hrnet
+
+        network = load_hrnet(target.variant, path)[0]
+    return network.to(device)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ timed separately so that a median and a spread exist, and the network's forward 
 timed with hooks on the network module (CUDA synchronised on both sides), so that the
 harness's own share (click rule, zoom-in, resizing, IoU) is the remainder.
 
-The loop is the official per-instance loop (PROTOCOL.md section 3): the click rule of
-`bench.protocol` on the previous binary prediction, `predictor.predict(all clicks)`,
-threshold 0.49, IoU, early stop at the target IoU.
+The loop is `bench run`'s (PROTOCOL.md section 3), driven through `bench.runner`'s step
+functions: the official click rule on the previous binary prediction,
+`predictor.predict(all clicks)`, threshold 0.49, IoU. Each click's total covers exactly those
+steps; loading and decoding the images, which the official SPC also includes, happens between
+instances and is not timed.
 """
 
 from __future__ import annotations
@@ -23,12 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench import protocol
+from bench import runner
 from bench.adapters import Predictor
-from bench.sample import Click, Sample
+from bench.sample import Sample
 
 DEFAULT_MAX_CLICKS = 20  # official --n-clicks
-DEFAULT_TARGET_IOU = 0.90  # official --target-iou (early stop)
 DEFAULT_WARMUP_CLICKS = 3
 
 
@@ -99,29 +100,22 @@ def _instance_clicks(
     sample: Sample,
     durations: list[float],
     device: torch.device,
-    max_clicks: int,
-    target_iou: float,
+    settings: runner.ProtocolSettings,
 ) -> Iterator[ClickTime]:
-    target = protocol.Target.from_gt(sample.gt)
+    rule = runner.CLICK_RULES[settings.click_rule]
+    state = runner.start_instance(sample.gt)
     predictor.start(sample)
-    prediction = np.zeros(sample.gt.shape, dtype=bool)
-    clicks: list[Click] = []
-    for index in range(1, max_clicks + 1):
+    while not state.done:
         _synchronize(device)
         first_forward = len(durations)
         start = time.perf_counter()
-        click = protocol.next_click_from_errors(
-            protocol.errors(target, prediction), [(c.y, c.x) for c in clicks]
-        )
-        clicks.append(click)
-        prediction = protocol.binarize(predictor.predict(list(clicks)))
-        iou = protocol.iou_from_errors(target, protocol.errors(target, prediction))
+        runner.propose_click(state, rule)
+        prob = predictor.predict(list(state.clicks))
+        runner.observe_prediction(state, prob, settings)
         _synchronize(device)
         total = time.perf_counter() - start
         forwards = durations[first_forward:]
-        yield ClickTime(sample.id, index, total, float(sum(forwards)), len(forwards))
-        if iou >= target_iou:
-            return
+        yield ClickTime(sample.id, len(state.clicks), total, float(sum(forwards)), len(forwards))
 
 
 def time_clicks(
@@ -130,16 +124,19 @@ def time_clicks(
     samples: Iterable[Sample],
     device: torch.device | str = "cpu",
     max_clicks: int = DEFAULT_MAX_CLICKS,
-    target_iou: float = DEFAULT_TARGET_IOU,
+    stop_at_iou: float | None = None,
 ) -> list[ClickTime]:
-    """Run the official loop over `samples` and time every click."""
+    """Run the evaluation loop of `bench.runner` over `samples` and time every click.
+
+    Like `bench run`, every instance gets `max_clicks` clicks unless `stop_at_iou` is given
+    (the official early stop, 0.90 by default in the official script, which SPC depends on).
+    """
     device = torch.device(device)
+    settings = runner.ProtocolSettings(max_clicks=max_clicks, stop_at_iou=stop_at_iou)
     times: list[ClickTime] = []
     with forward_timer(network, device) as durations, torch.inference_mode():
         for sample in samples:
-            times.extend(
-                _instance_clicks(predictor, sample, durations, device, max_clicks, target_iou)
-            )
+            times.extend(_instance_clicks(predictor, sample, durations, device, settings))
     return times
 
 

@@ -1,12 +1,15 @@
 """Peak memory of a piece of work, measured the way each device allows.
 
-* CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, the counter
-  the paper's code prints (SimpleClick ``scripts/evaluate_model.py``, PROTOCOL.md section 9).
-  Memory already allocated when the work starts is part of the peak, as with the paper.
-* CPU: the increase of the process's peak resident set size over its resident size just
-  before the work. Linux lets a process reset its high-water mark (``VmHWM``) by writing
+* CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (SimpleClick's
+  ``scripts/evaluate_model.py`` ends with commented-out prints of the CUDA allocator's
+  counters, PROTOCOL.md section 9). Memory already allocated when the peak is reset (the
+  weights) is part of the peak.
+* CPU: the increase of the process's peak resident set size during the work over its
+  resident size before the preparation (building the network), so weights count on both
+  devices. Linux lets a process reset its high-water mark (``VmHWM``) by writing
   ``5`` to ``/proc/self/clear_refs``; elsewhere the lifetime ``ru_maxrss`` is the only peak,
-  which hides any work smaller than an earlier peak, so that result is labelled differently.
+  which hides any work smaller than an earlier peak and leaves the weights out, so that
+  result is labelled differently.
   RSS counts pages, not tensors: allocator caches and libraries loaded during the work are
   included.
 """
@@ -41,21 +44,30 @@ class PeakMemory:
     kind: str  # which counter: CUDA_KIND, CPU_KIND or CPU_LIFETIME_KIND
 
 
-def measure_peak_memory(work: Callable[[], T], device: torch.device | str) -> tuple[T, PeakMemory]:
-    """Run `work()` once and return its result with the peak memory it needed."""
+def measure_peak_memory(
+    prepare: Callable[[], T], run: Callable[[T], object], device: torch.device | str
+) -> tuple[T, PeakMemory]:
+    """Peak memory of `run(prepare())`, counting what `prepare` leaves resident but not the
+    transient peak of `prepare` itself (e.g. a float32 copy while casting weights).
+
+    Returns what `prepare` made (the network, kept for later use) and the peak.
+    """
     device = torch.device(device)
     if device.type == "cuda":
-        return _cuda_peak(work, device)
-    return _cpu_peak(work)
+        return _cuda_peak(prepare, run, device)
+    return _cpu_peak(prepare, run)
 
 
-def _cuda_peak(work: Callable[[], T], device: torch.device) -> tuple[T, PeakMemory]:
+def _cuda_peak(
+    prepare: Callable[[], T], run: Callable[[T], object], device: torch.device
+) -> tuple[T, PeakMemory]:
+    prepared = prepare()
     torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    result = work()
+    torch.cuda.reset_peak_memory_stats(device)  # the peak restarts at what is allocated now
+    run(prepared)
     torch.cuda.synchronize(device)
     peak = torch.cuda.max_memory_allocated(device)
-    return result, PeakMemory(peak / 2**20, CUDA_KIND)
+    return prepared, PeakMemory(peak / 2**20, CUDA_KIND)
 
 
 def _release_free_memory() -> None:
@@ -89,15 +101,16 @@ def _maxrss_kib() -> int:
     return rss // 1024 if sys.platform == "darwin" else rss  # bytes on macOS, KiB elsewhere
 
 
-def _cpu_peak(work: Callable[[], T]) -> tuple[T, PeakMemory]:
+def _cpu_peak(prepare: Callable[[], T], run: Callable[[T], object]) -> tuple[T, PeakMemory]:
     _release_free_memory()
     baseline = _status_kib("VmRSS")
+    prepared = prepare()
+    _release_free_memory()
     if baseline is not None and _reset_high_water_mark():
-        result = work()
+        run(prepared)
         peak = _status_kib("VmHWM")
-        if peak is not None:
-            return result, PeakMemory(max(peak - baseline, 0) / 1024, CPU_KIND)
-        return result, PeakMemory(float("nan"), CPU_KIND)
+        mib = float("nan") if peak is None else max(peak - baseline, 0) / 1024
+        return prepared, PeakMemory(mib, CPU_KIND)
     before = _maxrss_kib()
-    result = work()
-    return result, PeakMemory(max(_maxrss_kib() - before, 0) / 1024, CPU_LIFETIME_KIND)
+    run(prepared)
+    return prepared, PeakMemory(max(_maxrss_kib() - before, 0) / 1024, CPU_LIFETIME_KIND)
