@@ -301,3 +301,20 @@ def test_reference_table_rows_have_sources_and_resolve_to_registered_names():
     compute = ref[ref["table"] == "compute"]
     assert set(compute["reference"]) <= set(all_models())  # keyed by architecture
     assert compute.loc[compute["metric"] == "gflops", "input_size"].notna().all()
+
+
+def test_a_run_still_in_progress_is_read_from_its_journal_and_flagged(runs, tmp_path):
+    running = tmp_path / "running"
+    shutil.copytree(runs["reveal"], running)
+    (running / "trajectories.parquet").unlink()  # as before `bench run` finalizes
+    manifest = json.loads((running / "manifest.json").read_text())
+    manifest["status"] = "running"
+    (running / "manifest.json").write_text(json.dumps(manifest))
+    out = build_report([runs["reveal"], running], tmp_path / "r.html")
+    csv = pd.read_csv(out.files["table2-noc"]["csv"])
+    finished, in_progress = (
+        csv[csv["method"].str.endswith(f"({n})")] for n in ("reveal", "running")
+    )
+    assert in_progress["value"].tolist() == finished["value"].tolist()  # same journal content
+    assert in_progress["flags"].str.contains("'running'").all()
+    assert "run status is &#39;running&#39;" in out.html.read_text()
