@@ -20,13 +20,6 @@ from bench.reports.runs import Run
 
 PAPER_DATASET_ORDER = ("GrabCut", "Berkeley", "SBD", "DAVIS", "PascalVOC", "COCO_MVal")
 MEDICAL_DATASETS = ("ssTEM", "BraTS", "OAIZIB")  # SimpleClick Table 3
-
-
-def is_medical(dataset_label: str) -> bool:
-    """`ssTEM` or `ssTEM (other split)`: the official folder decides."""
-    return dataset_label.split(" (", 1)[0] in MEDICAL_DATASETS
-
-
 NOC_METRICS = ("NoC@85", "NoC@90")
 MIOU_METRICS = ("mIoU@10", "mIoU@20")
 FLAG_MARK = "†"
@@ -53,6 +46,11 @@ class ReportTable:
     @property
     def empty(self) -> bool:
         return self.display.shape[0] == 0 or self.display.shape[1] == 0
+
+
+def is_medical(dataset_label: str) -> bool:
+    """`ssTEM` or `ssTEM (other split)`: the official folder decides."""
+    return dataset_label.split(" (", 1)[0] in MEDICAL_DATASETS
 
 
 def summarize_runs(runs: list[Run]) -> dict[str, pd.DataFrame]:
@@ -135,7 +133,7 @@ def _metric_table(
     )
     column_keys = [(d, m) for d in datasets for m in metric_names]
     if not column_keys:
-        runs = []
+        runs = []  # nothing of this table was evaluated: an empty table
     values: list[list[float | None]] = []
     texts: list[list[str]] = []
     tips: list[list[str]] = []
