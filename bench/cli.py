@@ -144,7 +144,15 @@ def _print_summary(table: Any, manifest: dict[str, Any]) -> None:
 
 @main.command("summary")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def summary_command(run_dir: Path) -> None:
+@click.option(
+    "--nof-rule",
+    type=click.Choice(["official", "never-reached"]),
+    default="official",
+    show_default=True,
+    help="official: NoC == max clicks (a hit at the last click counts as a failure); "
+    "never-reached: the threshold is never reached.",
+)
+def summary_command(run_dir: Path, nof_rule: str) -> None:
     """Per-dataset NoC@85/90, NoF@85/90 and mIoU@k of a run; writes summary.csv."""
     from bench.metrics import summarize
     from bench.store import SUMMARY, read_trajectories
@@ -152,7 +160,7 @@ def summary_command(run_dir: Path) -> None:
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     max_clicks = manifest.get("protocol", {}).get("max_clicks", 20)
-    table = summarize(read_trajectories(run_dir), max_clicks)
+    table = summarize(read_trajectories(run_dir), max_clicks, nof_rule=nof_rule)
     table.to_csv(run_dir / SUMMARY)
     _print_summary(table, manifest)
     click.echo(f"wrote {run_dir / SUMMARY}")

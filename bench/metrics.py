@@ -44,10 +44,21 @@ def nocs(iou_matrix: Sequence[np.ndarray], thr: float, max_clicks: int = MAX_CLI
     return np.array([noc(s, thr, max_clicks) for s in iou_matrix], dtype=np.int64)
 
 
+NOF_RULES = ("official", "never-reached")
+"""`official`: NoC == max_clicks, so a hit exactly at the last click is a failure too (a
+quirk of both RITM and SimpleClick, the default). `never-reached`: the threshold is never
+reached within the stored clicks (the fix, as a named option)."""
+
+
 def nof(noc_values: np.ndarray, max_clicks: int = MAX_CLICKS) -> int:
-    """Failures as the official code counts them: NoC == max_clicks, so a hit exactly at the
-    last click is a failure too (a quirk of both RITM and SimpleClick)."""
+    """Failures as the official code counts them (rule `official`)."""
     return int(np.count_nonzero(np.asarray(noc_values) == max_clicks))
+
+
+def nof_never_reached(iou_seqs: Sequence[np.ndarray], thr: float) -> int:
+    """Failures under rule `never-reached`: no stored IoU reaches `thr` (float32 compare)."""
+    t = np.float32(thr)
+    return sum(not np.any(np.asarray(s, np.float32) >= t) for s in iou_seqs)
 
 
 def miou_at_k(iou_matrix: np.ndarray) -> np.ndarray:
@@ -69,6 +80,7 @@ def summarize_dataset(
     max_clicks: int = MAX_CLICKS,
     thresholds: Sequence[float] = SUMMARY_THRESHOLDS,
     nof_thresholds: Sequence[float] = NOF_THRESHOLDS,
+    nof_rule: str = "official",
 ) -> dict[str, float]:
     _, seqs = iou_matrix(trajectories)
     row: dict[str, float] = {"instances": len(seqs)}
@@ -77,9 +89,15 @@ def summarize_dataset(
     for t in thresholds:
         per_instance = nocs(seqs, official_threshold(t), max_clicks)
         row[f"NoC@{round(t * 100)}"] = float(np.mean(per_instance))
+    if nof_rule not in NOF_RULES:
+        raise ValueError(f"unknown NoF rule {nof_rule!r}; known: {', '.join(NOF_RULES)}")
     for t in nof_thresholds:
-        per_instance = nocs(seqs, official_threshold(t), max_clicks)
-        row[f"NoF@{round(t * 100)}"] = nof(per_instance, max_clicks)
+        thr = official_threshold(t)
+        row[f"NoF@{round(t * 100)}"] = (
+            nof(nocs(seqs, thr, max_clicks), max_clicks)
+            if nof_rule == "official"
+            else nof_never_reached(seqs, thr)
+        )
     n_min = min(len(s) for s in seqs)
     means = miou_at_k(np.stack([s[:n_min] for s in seqs]))
     for k in range(1, n_min + 1):
@@ -91,10 +109,12 @@ def summarize_dataset(
     return row
 
 
-def summarize(trajectories: pd.DataFrame, max_clicks: int = MAX_CLICKS) -> pd.DataFrame:
+def summarize(
+    trajectories: pd.DataFrame, max_clicks: int = MAX_CLICKS, nof_rule: str = "official"
+) -> pd.DataFrame:
     """One row per dataset (in first-seen order): instances, NoC@80/85/90, NoF@85/90, mIoU@k."""
     rows = {
-        name: summarize_dataset(group, max_clicks)
+        name: summarize_dataset(group, max_clicks, nof_rule=nof_rule)
         for name, group in trajectories.groupby("dataset", sort=False)
     }
     frame = pd.DataFrame.from_dict(rows, orient="index")

@@ -108,3 +108,24 @@ def test_official_thresholds_are_the_arange_values(golden):
     reference = json.loads((golden / "protocol" / "GrabCut.json").read_text())
     assert metrics.noc_thresholds(1.01).tolist() == reference["iou_thrs_exact"]
     assert metrics.noc_thresholds(0.90).tolist() == reference["iou_thrs_exact"][:3]
+
+
+def test_nof_rules_differ_exactly_by_hits_at_the_last_click(golden_run):
+    """Instances reaching a threshold exactly at click 20 are failures only under the official
+    rule (GrabCut: 2 at 0.90; DAVIS: 16 at 0.90, 4 at 0.85; golden/protocol/README.md)."""
+    reference, _, out = golden_run
+    tables = {}
+    for rule in ("official", "never-reached"):
+        result = CliRunner().invoke(main, ["summary", str(out), "--nof-rule", rule])
+        assert result.exit_code == 0, result.output
+        tables[rule] = pd.read_csv(out / "summary.csv", index_col="dataset")
+    name = reference["dataset"].lower()
+    thresholds = dict(zip(("0.80", "0.85", "0.90"), reference["iou_thrs_exact"]))
+    for key, col in (("0.85", "NoF@85"), ("0.90", "NoF@90")):
+        thr = np.float32(thresholds[key])
+        at_last = sum(
+            1
+            for inst in reference["instances"]
+            if inst["noc"][key] == 20 and np.float32(inst["ious"][19]) >= thr
+        )
+        assert tables["official"].loc[name, col] - tables["never-reached"].loc[name, col] == at_last

@@ -108,3 +108,12 @@ def test_nof_counts_a_hit_at_the_last_click():
     ious[-1] = 0.95
     values = metrics.nocs([ious], metrics.official_threshold(0.90))
     assert values.tolist() == [20] and metrics.nof(values) == 1
+
+
+def test_nof_never_reached_rule_is_the_named_fix():
+    at_last = np.zeros(20, np.float32)
+    at_last[-1] = 0.95
+    never = np.zeros(20, np.float32)
+    thr = metrics.official_threshold(0.90)
+    assert metrics.nof(metrics.nocs([at_last, never], thr)) == 2
+    assert metrics.nof_never_reached([at_last, never], thr) == 1
