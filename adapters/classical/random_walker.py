@@ -1,0 +1,143 @@
+"""`random-walker`: scikit-image's random walker (Grady, TPAMI 2006) seeded by clicks.
+
+A training-free reference point between "no model" and the deep models. Seeding rule, applied
+at every click on the working-resolution image (`describe()` records it in the run manifest):
+
+1. every pixel starts unlabelled (0);
+2. while there is no negative click yet, the one-pixel image border is background (label 2),
+   so the first (positive) click has something to compete with; from the first negative click
+   on, only clicks seed;
+3. a disk of `radius` px (working-resolution pixels, centre included) around every click gets
+   the click's label, object = 1, background = 2, drawn in click order so a later click wins
+   where disks overlap; the clicked pixel itself therefore always carries its own click's label.
+
+The walker runs on the RGB image in [0, 1] with `beta` and `mode` as given, and the output is
+the probability of the object label (`return_full_prob=True`), upsampled to the image with
+bilinear interpolation. Images whose longest side exceeds `max_side` are processed downscaled
+with area interpolation (the walker's sparse solve grows quickly with the pixel count). There is
+no memory between clicks beyond the click list itself.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import cv2
+import numpy as np
+from skimage.segmentation import random_walker
+
+from bench.sample import Click, Sample
+
+OBJECT, BACKGROUND = 1, 2
+
+
+def disk_offsets(radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dy, dx) of the pixels with dy^2 + dx^2 <= radius^2."""
+    span = np.arange(-radius, radius + 1)
+    dy, dx = np.meshgrid(span, span, indexing="ij")
+    inside = dy * dy + dx * dx <= radius * radius
+    return dy[inside], dx[inside]
+
+
+class RandomWalkerPredictor:
+    def __init__(
+        self,
+        radius: int = 5,
+        max_side: int = 240,
+        beta: float = 130.0,
+        mode: str = "bf",
+        tol: float = 1e-3,
+        border_seed: bool = True,
+    ):
+        if int(radius) < 0 or int(max_side) < 1:
+            raise ValueError("random-walker: radius must be >= 0 and max_side >= 1")
+        self.radius = int(radius)
+        self.max_side = int(max_side)
+        self.beta = float(beta)
+        self.mode = str(mode)
+        self.tol = float(tol)
+        self.border_seed = bool(border_seed)
+        self._disk = disk_offsets(self.radius)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "method": "skimage.segmentation.random_walker, return_full_prob=True",
+            "seeding": (
+                "click disks in click order (later wins): positive -> object (1), negative -> "
+                "background (2)"
+                + (
+                    "; image border = background until the first negative click"
+                    if self.border_seed
+                    else ""
+                )
+            ),
+            "radius_px_working_resolution": self.radius,
+            "max_side": self.max_side,
+            "working_resolution": f"longest side <= {self.max_side} px (cv2 INTER_AREA), "
+            "probability upsampled with cv2 INTER_LINEAR",
+            "beta": self.beta,
+            "mode": self.mode,
+            "tol": self.tol,
+            "output": "probability of the object label",
+        }
+
+    def start(self, sample: Sample) -> None:
+        h, w = sample.image.shape[:2]
+        self.full_hw = (h, w)
+        self.scale = min(1.0, self.max_side / max(h, w))
+        image = sample.image
+        if self.scale < 1.0:
+            size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        self.image = image.astype(np.float64) / 255.0
+
+    def seeds(self, clicks: list[Click]) -> np.ndarray:
+        """Label image of the seeding rule (module docstring): 0 free, 1 object, 2 background."""
+        h, w = self.image.shape[:2]
+        labels = np.zeros((h, w), dtype=np.int32)
+        if self.border_seed and all(c.positive for c in clicks):
+            labels[[0, -1], :] = BACKGROUND
+            labels[:, [0, -1]] = BACKGROUND
+        dy, dx = self._disk
+        for click in clicks:
+            cy = min(h - 1, int(click.y * self.scale))
+            cx = min(w - 1, int(click.x * self.scale))
+            ys, xs = cy + dy, cx + dx
+            keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+            labels[ys[keep], xs[keep]] = OBJECT if click.positive else BACKGROUND
+        return labels
+
+    def predict(self, clicks: list[Click]) -> np.ndarray:
+        labels = self.seeds(clicks)
+        present = set(np.unique(labels).tolist()) - {0}
+        if present == {OBJECT, BACKGROUND}:
+            with warnings.catch_warnings():
+                # Solver round-off slightly outside [0, 1] is clipped below.
+                warnings.simplefilter("ignore", UserWarning)
+                prob = random_walker(
+                    self.image,
+                    labels,
+                    beta=self.beta,
+                    mode=self.mode,
+                    tol=self.tol,
+                    return_full_prob=True,
+                    channel_axis=-1,
+                )[0]
+        else:  # one label only: the walker has nothing to compete with
+            prob = np.full(labels.shape, 1.0 if OBJECT in present else 0.0)
+        prob = np.clip(prob, 0.0, 1.0).astype(np.float32)
+        if self.scale < 1.0:
+            h, w = self.full_hw
+            prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+        return prob
+
+
+def make_predictor(**options: Any) -> RandomWalkerPredictor:
+    allowed = {"radius", "max_side", "beta", "mode", "tol", "border_seed"}
+    unknown = set(options) - allowed - {"device", "dtype", "threads"}
+    if unknown:
+        raise TypeError(
+            f"random-walker: unknown options {sorted(unknown)}; known: {sorted(allowed)}"
+        )
+    return RandomWalkerPredictor(**{k: v for k, v in options.items() if k in allowed})
