@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import click
@@ -123,6 +124,12 @@ def _fmt(value: object) -> str:
     default=None,
     help="Folder holding the dataset (not needed for demo).",
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Time only the first N instances of the dataset (default: all).",
+)
 @click.option("--no-spc", is_flag=True, help="Skip the click loop (counts and memory only).")
 def profile_command(
     models: str,
@@ -135,6 +142,7 @@ def profile_command(
     warmup: int,
     dataset: str,
     data_root: Path | None,
+    limit: int | None,
     no_spc: bool,
 ) -> None:
     """Parameters, FLOPs (paper and full conventions), peak memory and seconds per click."""
@@ -147,7 +155,7 @@ def profile_command(
         raise click.BadParameter("--checkpoint needs exactly one model in --models")
     samples = None
     if not no_spc:
-        samples = _sample_source(dataset, data_root)
+        samples = _sample_source(dataset, data_root, limit)
     rows = []
     for target in targets:
         for size in size_list or [target.size]:
@@ -159,7 +167,7 @@ def profile_command(
                     dtype=parse_dtype(dtype),
                     checkpoint=checkpoint,
                     samples=samples,
-                    dataset=dataset,
+                    dataset=dataset if limit is None else f"{dataset} (first {limit} instances)",
                     max_clicks=clicks,
                     warmup_clicks=warmup,
                 )
@@ -171,7 +179,7 @@ def profile_command(
         click.echo(f"\nwrote {out_dir / 'profile.csv'}")
 
 
-def _sample_source(dataset: str, data_root: Path | None):
+def _sample_source(dataset: str, data_root: Path | None, limit: int | None = None):
     """A callable yielding the dataset's instances in official order, loaded lazily."""
     from bench.datasets import list_samples
 
@@ -181,7 +189,7 @@ def _sample_source(dataset: str, data_root: Path | None):
         raise click.BadParameter(str(exc), param_hint="--dataset/--data-root") from None
 
     def samples():
-        for ref in refs:
-            yield from ref.load()
+        instances = (sample for ref in refs for sample in ref.load())
+        yield from itertools.islice(instances, limit)
 
     return samples

@@ -92,13 +92,13 @@ def test_unknown_model_is_a_usage_error():
 @pytest.mark.slow
 def test_seconds_per_click_over_the_demo_images(tmp_path):
     _invoke(
-        "--models", "simpleclick-vit-xt", "--sizes", "224", "--clicks", "2", "--warmup", "2",
-        "--dataset", "demo", "--out", str(tmp_path),
+        "--models", "simpleclick-vit-xt", "--sizes", "224", "--clicks", "2", "--warmup", "1",
+        "--dataset", "demo", "--limit", "2", "--out", str(tmp_path),
     )  # fmt: skip
     _, [row] = _read(tmp_path / "profile.csv")
-    assert row["spc_dataset"] == "demo"
-    assert int(row["spc_timed_clicks"]) == 4 * 2 - 2  # 4 demo images x 2 clicks - warm-up
-    assert int(row["spc_warmup_clicks"]) == 2
+    assert row["spc_dataset"] == "demo (first 2 instances)"
+    assert int(row["spc_timed_clicks"]) == 2 * 2 - 1  # 2 demo images x 2 clicks - warm-up
+    assert int(row["spc_warmup_clicks"]) == 1
     model, harness = float(row["spc_model_median_s"]), float(row["spc_harness_median_s"])
     assert model > 0 and harness > 0
     assert float(row["spc_model_iqr_s"]) >= 0
