@@ -30,7 +30,7 @@ from bench.adapters.common.zoom_in import (
 )
 from bench.datasets import list_samples
 from bench.protocol import PRED_THR, iou, next_click
-from bench.sample import Click
+from bench.sample import Click, Sample
 
 
 @pytest.mark.parametrize("model", ["simpleclick_vit_xtiny448", "ritm_hrnet18s"])
@@ -283,3 +283,29 @@ def test_fake_net_pipeline_matches_official_on_other_recorded_instances(
     picks = [p for p in picks if p[1] != 0]
     assert len(picks) == 10  # GrabCut 1..7, DAVIS 1..3
     check_instances(pipeline_golden, golden, data_root, setting, picks)
+
+
+def test_predictor_casts_forward_inputs_and_reports_dataset_changes():
+    seen: list[tuple] = []
+    datasets: list[str] = []
+
+    def forward(x: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        seen.append((x.dtype, tuple(x.shape), points.dtype))
+        return (x[:, 3:] - 0.5).to(x.dtype) + 3.0  # positive logits everywhere
+
+    predictor = EvalPredictor(
+        forward, ritm_cvpr_zoom_in, dtype=torch.float64, on_dataset=datasets.append
+    )
+    image = np.zeros((50, 70, 3), dtype=np.uint8)
+    gt = np.zeros((50, 70), dtype=np.int8)
+    for name in ("GrabCut", "GrabCut", "DAVIS"):
+        predictor.start(Sample("x", image, gt, name))
+    assert datasets == ["GrabCut", "DAVIS"]
+    prob = predictor.predict([Click(10, 20, True)])
+    assert prob.dtype == np.float32 and prob.shape == (50, 70)
+    # RITM click 1: native size, flip batch of 2, integer points; sigmoid(2.5) everywhere.
+    assert seen[-1] == (torch.float64, (2, 4, 50, 70), torch.int64)
+    np.testing.assert_allclose(prob, 1 / (1 + np.exp(-2.5)), rtol=1e-6)
+    predictor.predict([Click(10, 20, True), Click(40, 60, False)])
+    # Click 2 zooms (DAVIS: longest side 600): ROI = the whole 50 x 70 image -> 429 x 600.
+    assert seen[-1] == (torch.float64, (2, 4, 429, 600), torch.float64)
