@@ -309,3 +309,17 @@ def test_predictor_casts_forward_inputs_and_reports_dataset_changes():
     predictor.predict([Click(10, 20, True), Click(40, 60, False)])
     # Click 2 zooms (DAVIS: longest side 600): ROI = the whole 50 x 70 image -> 429 x 600.
     assert seen[-1] == (torch.float64, (2, 4, 429, 600), torch.float64)
+
+
+def test_flip_halves_are_averaged_as_logits_before_the_sigmoid():
+    """FakeClickNet is mirror-symmetric, so the golden run cannot tell logit from probability
+    averaging; a network whose two halves disagree can (PROTOCOL.md 6.1 step 6)."""
+
+    def forward(x: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        halves = torch.tensor([4.0, -2.0]).view(2, 1, 1, 1)
+        return halves.expand(2, 1, *x.shape[2:]).clone()
+
+    predictor = EvalPredictor(forward, simpleclick_cvpr_zoom_in)
+    predictor.start(Sample("x", np.zeros((30, 40, 3), np.uint8), np.zeros((30, 40), np.int8), "G"))
+    prob = predictor.predict([Click(5, 5, True)])
+    np.testing.assert_allclose(prob, 1 / (1 + np.exp(-1.0)), rtol=1e-6)
