@@ -19,6 +19,12 @@ Conventions (each named in the CSV):
 * Peak memory: see `bench.profile_memory`; it covers building the network on the device and one
   forward pass of batch 1 at S x S, so weights are included on both CUDA and CPU.
 * Seconds per click: see `bench.profile_clicks`.
+
+Why the paper's Table 1 parts do not add up to its Table 5 totals: Table 1 divides full module
+counts by 2^20 and leaves out `patch_embed_coords`; Table 5 is thop's count / 1e6, which also
+leaves out `pos_embed`, `cls_token`, the unused classifier (`backbone.head`, `fc_norm`), the
+head's unused `up_conv1/2` and every GroupNorm. E.g. ViT-B: 82.99 + 9.04 + 0.90 = 92.92 Mi
+(paper 83.0 + 9.0 + 0.9), full count 98.03 M, thop 96.46 M (paper 96.46).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from torch import nn
 
 from bench import profile_clicks, profile_counts, profile_memory
 from bench.adapters import Predictor
+from bench.sample import Sample
 
 SIMPLECLICK = "simpleclick"
 RITM = "ritm"
@@ -279,20 +286,16 @@ class DeviceNetwork:
     trained_pos_embed: torch.Tensor | None  # SimpleClick only
 
 
-PredictorFactory = Callable[[DeviceNetwork, ProfileTarget, int, torch.device], Predictor]
-
-
 def profile_one(
     target: ProfileTarget,
     size: int,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     checkpoint: Path | str | None = None,
-    samples: Callable[[], Iterable[Any]] | None = None,
+    samples: Callable[[], Iterable[Sample]] | None = None,
     dataset: str = "",
     max_clicks: int = profile_clicks.DEFAULT_MAX_CLICKS,
     warmup_clicks: int = profile_clicks.DEFAULT_WARMUP_CLICKS,
-    make_predictor: PredictorFactory | None = None,
 ) -> ProfileRow:
     """Profile one model at one input size; the click loop runs when `samples` is given."""
     device = torch.device(device)
@@ -300,8 +303,7 @@ def profile_one(
     built, memory = measure_network_memory(target, size, device, dtype, checkpoint)
     spc = None
     if samples is not None:
-        factory = make_predictor or random_init_predictor
-        predictor = factory(built, target, size, device)
+        predictor = evaluation_predictor(built, target, size, device)
         times = profile_clicks.time_clicks(predictor, built.network, samples(), device, max_clicks)
         spc = profile_clicks.summarize(times, dataset, warmup_clicks)
     del built
@@ -396,10 +398,11 @@ def measure_network_memory(
     return profile_memory.measure_peak_memory(prepare, run, device)
 
 
-def random_init_predictor(
+def evaluation_predictor(
     built: DeviceNetwork, target: ProfileTarget, size: int, device: torch.device
 ) -> Predictor:
-    """The adapters' evaluation predictor (`EvalPredictor`) around an already built network.
+    """The adapters' evaluation predictor (`EvalPredictor`) around an already built network,
+    random-init or loaded (the adapters' registry factories insist on a checkpoint).
 
     The official evaluation of the family (eval-mode cvpr, NoBRS, flip averaging; PROTOCOL.md
     section 5) at the paper's size; at another size, ZoomIn to that size on every dataset

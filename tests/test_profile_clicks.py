@@ -105,7 +105,7 @@ def test_real_network_through_the_adapters_predictor():
     target = profile.resolve_target("simpleclick-vit-xt")
     device = torch.device("cpu")
     built, _ = profile.measure_network_memory(target, target.size, device, torch.float32)
-    predictor = profile.random_init_predictor(built, target, target.size, device)
+    predictor = profile.evaluation_predictor(built, target, target.size, device)
     shapes = []
     built.network.register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape)))
     times = profile_clicks.time_clicks(
