@@ -323,3 +323,16 @@ def test_flip_halves_are_averaged_as_logits_before_the_sigmoid():
     predictor.start(Sample("x", np.zeros((30, 40, 3), np.uint8), np.zeros((30, 40), np.int8), "G"))
     prob = predictor.predict([Click(5, 5, True)])
     np.testing.assert_allclose(prob, 1 / (1 + np.exp(-1.0)), rtol=1e-6)
+
+
+def test_disk_maps_round_the_float64_difference_like_official_in_place_subtraction():
+    """Official DistMaps subtracts float64 zoomed clicks in place from a float32 grid: the
+    difference is formed in float64 and rounded, not the click rounded first (PROTOCOL.md 7.1)."""
+    row = 1000.00003  # float32(row) == 1000.0, but float32(995 - row) == -5.00003
+    grid = torch.arange(1001, dtype=torch.float32)
+    grid.add_(-torch.tensor([row], dtype=torch.float64))  # the official operation
+    assert grid[995] * grid[995] > 25
+    as_float64 = torch.tensor([[[row, 0.0, 0.0], [-1, -1, -1]]], dtype=torch.float64)
+    as_float32 = as_float64.to(torch.float32)
+    assert disk_maps(as_float64, 1001, 3)[0, 0, 995, 0] == 0
+    assert disk_maps(as_float32, 1001, 3)[0, 0, 995, 0] == 1
