@@ -11,8 +11,6 @@ from click.testing import CliRunner
 from bench.cli_profile import profile_command
 from bench.profile import CSV_COLUMNS
 
-pytest.importorskip("thop")
-
 
 def _invoke(*args: str):
     result = CliRunner().invoke(profile_command, list(args), catch_exceptions=False)

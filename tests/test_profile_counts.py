@@ -16,8 +16,6 @@ import torch
 from bench import profile
 from bench.profile_counts import MEBI, MEGA, count_full_flops, count_paper_flops
 
-pytest.importorskip("thop")
-
 GOLDEN_KEY = {
     "simpleclick-vit-xt": "simpleclick_vit_xtiny448",
     "simpleclick-vit-b": "simpleclick_vit_base448",
