@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -99,7 +100,9 @@ def count_paper_flops(model: nn.Module, size: int | tuple[int, int]) -> PaperCou
     thop attaches temporary buffers and hooks, which are all removed again; its stdout chatter
     is swallowed. Works on the meta device (its rules read shapes only).
     """
-    import thop  # optional dependency (extra `profile`)
+    with warnings.catch_warnings():  # thop 0.1.1 compares versions with distutils
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import thop
 
     device = _model_device(model)
     inputs = network_inputs(size, device)
