@@ -134,7 +134,7 @@ def time_clicks(
     device = torch.device(device)
     settings = runner.ProtocolSettings(max_clicks=max_clicks, stop_at_iou=stop_at_iou)
     times: list[ClickTime] = []
-    with forward_timer(network, device) as durations, torch.inference_mode():
+    with forward_timer(network, device) as durations:
         for sample in samples:
             times.extend(_instance_clicks(predictor, sample, durations, device, settings))
     return times
