@@ -5,12 +5,17 @@ a fresh machine. Seeding rule, applied at every click on the working-resolution 
 
 1. every pixel starts as probable background (`GC_PR_BGD`);
 2. pixels the previous prediction marked foreground become probable foreground (`GC_PR_FGD`),
-   so each click refines the last result instead of starting over;
+   so each click refines the last result instead of starting over; while the previous
+   prediction is empty (first click), a disk of `prior_frac` x the shorter image side around
+   each positive click is probable foreground instead, playing the role of GrabCut's box
+   (without it the first result is little more than the click disk: mIoU@1 0.005 vs 0.69
+   on the first six GrabCut images);
 3. a disk of `radius` px around every negative click becomes definite background (`GC_BGD`);
 4. a disk around every positive click becomes definite foreground (`GC_FGD`); positives are
    drawn last, so they win where disks overlap.
 
-GrabCut then runs `iterations` rounds from that mask (`GC_INIT_WITH_MASK`). The output is
+GrabCut then runs `iterations` rounds from that mask (`GC_INIT_WITH_MASK`); one round per
+click suffices because each click starts from the last result. The output is
 1.0 on (probable) foreground and 0.0 elsewhere, upsampled to the image with nearest
 neighbour. Images whose longest side exceeds `max_side` are processed downscaled.
 """
@@ -26,16 +31,20 @@ from bench.sample import Click, Sample
 
 
 class GrabCutPredictor:
-    def __init__(self, radius: int = 5, iterations: int = 3, max_side: int = 512):
+    def __init__(
+        self, radius: int = 5, iterations: int = 1, max_side: int = 512, prior_frac: float = 0.25
+    ):
         self.radius = int(radius)
+        self.prior_frac = float(prior_frac)
         self.iterations = int(iterations)
         self.max_side = int(max_side)
 
     def describe(self) -> dict[str, Any]:
         return {
             "method": "cv2.grabCut, GC_INIT_WITH_MASK",
-            "seeding": "all PR_BGD; previous foreground PR_FGD; negative disks BGD; "
-            "positive disks FGD",
+            "seeding": "all PR_BGD; previous foreground PR_FGD (first click: prior_frac disk "
+            "around positives PR_FGD); negative disks BGD; positive disks FGD",
+            "prior_frac": self.prior_frac,
             "radius_px": self.radius,
             "iterations": self.iterations,
             "max_side": self.max_side,
@@ -57,6 +66,12 @@ class GrabCutPredictor:
         mask = np.full(self.image.shape[:2], cv2.GC_PR_BGD, dtype=np.uint8)
         mask[self.previous] = cv2.GC_PR_FGD
         h, w = mask.shape
+        if not self.previous.any() and self.prior_frac > 0:
+            prior = max(self.radius, round(self.prior_frac * min(h, w)))
+            for y, x, positive in clicks:
+                if positive:
+                    cy, cx = min(h - 1, int(y * self.scale)), min(w - 1, int(x * self.scale))
+                    cv2.circle(mask, (cx, cy), prior, int(cv2.GC_PR_FGD), thickness=-1)
         for wanted in (False, True):
             label = cv2.GC_FGD if wanted else cv2.GC_BGD
             for y, x, positive in clicks:
@@ -84,7 +99,7 @@ class GrabCutPredictor:
 
 
 def make_predictor(**options: Any) -> GrabCutPredictor:
-    allowed = {"radius", "iterations", "max_side"}
+    allowed = {"radius", "iterations", "max_side", "prior_frac"}
     unknown = set(options) - allowed - {"device", "dtype", "threads"}
     if unknown:
         raise TypeError(
