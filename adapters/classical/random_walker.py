@@ -4,18 +4,25 @@ A training-free reference point between "no model" and the deep models. Seeding 
 at every click on the working-resolution image (`describe()` records it in the run manifest):
 
 1. every pixel starts unlabelled (0);
-2. while there is no negative click yet, the one-pixel image border is background (label 2),
-   so the first (positive) click has something to compete with; from the first negative click
-   on, only clicks seed;
+2. border rule (option `border`): by default ("always") the one-pixel image border is background
+   (label 2) at every click, so the first (positive) click has something to compete with and
+   the walker cannot leak to the image edge; "until_negative" drops the border seeds from the
+   first negative click on, "never" uses clicks only;
 3. a disk of `radius` px (working-resolution pixels, centre included) around every click gets
-   the click's label, object = 1, background = 2, drawn in click order so a later click wins
-   where disks overlap; the clicked pixel itself therefore always carries its own click's label.
+   the click's label, object = 1, background = 2, drawn over the border seeds in click order, so
+   a later click wins where disks overlap and a clicked pixel carries its own click's label.
 
-The walker runs on the RGB image in [0, 1] with `beta` and `mode` as given, and the output is
-the probability of the object label (`return_full_prob=True`), upsampled to the image with
-bilinear interpolation. Images whose longest side exceeds `max_side` are processed downscaled
-with area interpolation (the walker's sparse solve grows quickly with the pixel count). There is
-no memory between clicks beyond the click list itself.
+The default border rule was chosen on the first 10 GrabCut instances (15 clicks, official click
+rule): mIoU@5 0.73 / @15 0.89 with "always", 0.53 / 0.81 with "until_negative" (the walker
+floods the image once only sparse click seeds remain), 0.57 / 0.83 with "never"; on the first 6
+DAVIS instances "always" was also better (mIoU@10 0.86 vs 0.83).
+
+The walker runs on the RGB image in [0, 1] with `beta` and `mode` as given (`mode="bf"`, the
+direct sparse solve: the conjugate-gradient modes needed 20 s per click on 240 x 160 here), and
+the output is the probability of the object label (`return_full_prob=True`), upsampled to the
+image with bilinear interpolation. Images whose longest side exceeds `max_side` are processed
+downscaled with area interpolation (the solve grows quickly with the pixel count). There is no
+memory between clicks beyond the click list itself.
 """
 
 from __future__ import annotations
@@ -30,6 +37,11 @@ from skimage.segmentation import random_walker
 from bench.sample import Click, Sample
 
 OBJECT, BACKGROUND = 1, 2
+BORDER_RULES = {
+    "always": "image border = background at every click",
+    "until_negative": "image border = background until the first negative click",
+    "never": "no border seeds",
+}
 
 
 def disk_offsets(radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +60,7 @@ class RandomWalkerPredictor:
         beta: float = 130.0,
         mode: str = "bf",
         tol: float = 1e-3,
-        border_seed: bool = True,
+        border: str = "always",
     ):
         if int(radius) < 0 or int(max_side) < 1:
             raise ValueError("random-walker: radius must be >= 0 and max_side >= 1")
@@ -57,21 +69,18 @@ class RandomWalkerPredictor:
         self.beta = float(beta)
         self.mode = str(mode)
         self.tol = float(tol)
-        self.border_seed = bool(border_seed)
+        if border not in BORDER_RULES:
+            raise ValueError(f"random-walker: border must be one of {list(BORDER_RULES)}")
+        self.border = border
         self._disk = disk_offsets(self.radius)
 
     def describe(self) -> dict[str, Any]:
         return {
             "method": "skimage.segmentation.random_walker, return_full_prob=True",
-            "seeding": (
-                "click disks in click order (later wins): positive -> object (1), negative -> "
-                "background (2)"
-                + (
-                    "; image border = background until the first negative click"
-                    if self.border_seed
-                    else ""
-                )
-            ),
+            "seeding": "border seeds first, then click disks in click order (later wins): "
+            "positive -> object (1), negative -> background (2)",
+            "border": self.border,
+            "border_rule": BORDER_RULES[self.border],
             "radius_px_working_resolution": self.radius,
             "max_side": self.max_side,
             "working_resolution": f"longest side <= {self.max_side} px (cv2 INTER_AREA), "
@@ -96,7 +105,9 @@ class RandomWalkerPredictor:
         """Label image of the seeding rule (module docstring): 0 free, 1 object, 2 background."""
         h, w = self.image.shape[:2]
         labels = np.zeros((h, w), dtype=np.int32)
-        if self.border_seed and all(c.positive for c in clicks):
+        if self.border == "always" or (
+            self.border == "until_negative" and all(c.positive for c in clicks)
+        ):
             labels[[0, -1], :] = BACKGROUND
             labels[:, [0, -1]] = BACKGROUND
         dy, dx = self._disk
@@ -134,7 +145,7 @@ class RandomWalkerPredictor:
 
 
 def make_predictor(**options: Any) -> RandomWalkerPredictor:
-    allowed = {"radius", "max_side", "beta", "mode", "tol", "border_seed"}
+    allowed = {"radius", "max_side", "beta", "mode", "tol", "border"}
     unknown = set(options) - allowed - {"device", "dtype", "threads"}
     if unknown:
         raise TypeError(
