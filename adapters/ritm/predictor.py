@@ -18,7 +18,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from bench.adapters.checkpoint import (
@@ -29,6 +28,12 @@ from bench.adapters.checkpoint import (
     read_checkpoint,
 )
 from bench.adapters.common.eval_predictor import EvalPredictor, ritm_cvpr_zoom_in
+from bench.adapters.common.factory import (
+    ModelPredictor,
+    checkpoint_record,
+    parse_options,
+    runtime_record,
+)
 from bench.adapters.ritm.models import ARCHITECTURES, CHECKPOINT_FILES, DOWNLOAD_PAGE
 from bench.adapters.ritm.network import (
     HRNET_VARIANTS,
@@ -37,7 +42,6 @@ from bench.adapters.ritm.network import (
     HRNetModel,
     config_from_params,
 )
-from bench.sample import Click, Sample
 
 __all__ = [
     "RITMPredictor",
@@ -48,8 +52,7 @@ __all__ = [
     "make_ritm_predictor",
 ]
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-OPTIONS = ("checkpoint", "device", "dtype", "trust_checkpoint", "zoom_in", "flip")
+RITMPredictor = ModelPredictor
 
 
 def _same_architecture(a: HRNetConfig, b: HRNetConfig) -> bool:
@@ -94,51 +97,7 @@ def load_hrnet(
         path=ckpt.path,
     )
     model.eval().requires_grad_(False)
-    record = {
-        "checkpoint": str(ckpt.path),
-        "checkpoint_sha256": ckpt.sha256,
-        "checkpoint_weights_only": ckpt.weights_only,
-        "strict_load": True,
-    }
-    return model, record
-
-
-def _flag(name: str, value: Any) -> bool:
-    """A boolean option, also from its CLI spelling ("true"/"false", "1"/"0", "yes"/"no")."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
-    raise ValueError(f"option {name}={value!r}: expected true or false")
-
-
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-class RITMPredictor:
-    """`start(sample)` / `predict(clicks)` of one RITM model, and `describe()` for the manifest.
-
-    `pipeline` is the shared evaluation predictor (transforms and per-instance state), `model`
-    the network; a batched engine may drive `pipeline`'s prepare/forward/map-back steps itself.
-    """
-
-    def __init__(self, model: HRNetModel, pipeline: EvalPredictor, description: dict[str, Any]):
-        self.model = model
-        self.pipeline = pipeline
-        self._description = description
-
-    def start(self, sample: Sample) -> None:
-        self.pipeline.start(sample)
-
-    def predict(self, clicks: list[Click]) -> np.ndarray:
-        return self.pipeline.predict(clicks)
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self._description)
+    return model, checkpoint_record(ckpt)
 
 
 def _zoom_description(enabled: bool) -> dict[str, Any] | None:
@@ -162,56 +121,33 @@ def make_ritm_predictor(variant: str, **options: Any) -> RITMPredictor:
     "false" as given on the command line.
     """
     name = f"ritm-{variant}"
-    unknown = set(options) - set(OPTIONS)
-    if unknown:
-        raise TypeError(f"{name}: unknown options {sorted(unknown)}; known: {list(OPTIONS)}")
-    checkpoint = options.get("checkpoint")
-    if not checkpoint:
-        files = " or ".join(CHECKPOINT_FILES[variant])
-        raise ValueError(
-            f"{name} needs its official weights: pass checkpoint=PATH (CLI --checkpoint) to "
-            f"{files}, downloadable from {DOWNLOAD_PAGE}"
-        )
-    dtype_name = options.get("dtype") or "float32"
-    if dtype_name not in DTYPES:
-        raise ValueError(f"{name}: dtype {dtype_name!r} is not one of {list(DTYPES)}")
-    device = torch.device(options.get("device") or _default_device())
-    zoom_in = _flag("zoom_in", options.get("zoom_in", True))
-    flip = _flag("flip", options.get("flip", True))
-
-    model, record = load_hrnet(
-        variant, checkpoint, trust=_flag("trust_checkpoint", options.get("trust_checkpoint", False))
+    opts = parse_options(
+        name, options, checkpoint_files=CHECKPOINT_FILES[variant], download_page=DOWNLOAD_PAGE
     )
-    dtype = DTYPES[dtype_name]
-    model = model.to(device=device, dtype=dtype)
+    model, record = load_hrnet(variant, opts.checkpoint, trust=opts.trust_checkpoint)
+    model = model.to(device=opts.device, dtype=opts.dtype)
 
     def forward(x: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         return model(x, points)["instances"]
 
     pipeline = EvalPredictor(
         forward,
-        zoom_in=ritm_cvpr_zoom_in if zoom_in else None,
-        with_flip=flip,
-        device=device,
-        dtype=dtype,
+        zoom_in=ritm_cvpr_zoom_in if opts.zoom_in else None,
+        with_flip=opts.flip,
+        device=opts.device,
+        dtype=opts.dtype,
     )
     description = {
         "model": name,
         "architecture": ARCHITECTURES[variant],
         "config": asdict(model.config),
         **record,
-        "zoom_in": _zoom_description(zoom_in),
-        "flip": flip,
+        "zoom_in": _zoom_description(opts.zoom_in),
+        "flip": opts.flip,
         "predictor": "official BasePredictor, NoBRS, prev-mask = probability map",
-        "dtype": dtype_name,
-        "device": str(device),
+        **runtime_record(opts),
     }
-    if device.type == "cuda":
-        description["tf32"] = {
-            "matmul": torch.backends.cuda.matmul.allow_tf32,
-            "cudnn": torch.backends.cudnn.allow_tf32,
-        }
-    return RITMPredictor(model, pipeline, description)
+    return ModelPredictor(model, pipeline, description)
 
 
 def make_hrnet18s(**options: Any) -> RITMPredictor:

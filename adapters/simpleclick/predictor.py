@@ -18,7 +18,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from bench.adapters.checkpoint import (
@@ -33,6 +32,12 @@ from bench.adapters.common.eval_predictor import (
     ZoomInConfig,
     simpleclick_cvpr_zoom_in,
 )
+from bench.adapters.common.factory import (
+    ModelPredictor,
+    checkpoint_record,
+    parse_options,
+    runtime_record,
+)
 from bench.adapters.simpleclick.models import ARCHITECTURES, CHECKPOINT_FILES, DOWNLOAD_PAGE
 from bench.adapters.simpleclick.network import (
     VARIANTS,
@@ -41,7 +46,6 @@ from bench.adapters.simpleclick.network import (
     config_from_params,
     set_input_size,
 )
-from bench.sample import Click, Sample
 
 __all__ = [
     "SimpleClickPredictor",
@@ -55,8 +59,7 @@ __all__ = [
 ]
 
 OFFICIAL_CLASS = "isegm.model.is_plainvit_model.PlainVitModel"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-OPTIONS = ("checkpoint", "device", "dtype", "trust_checkpoint", "zoom_in", "flip", "input_size")
+SimpleClickPredictor = ModelPredictor
 WHOLE_IMAGE = 10**9
 """`min_crop_size` that makes every ZoomIn region the whole image (zoom-in ablation)."""
 
@@ -110,32 +113,14 @@ def load_plainvit(
         path=ckpt.path,
     )
     model.eval().requires_grad_(False)
-    record = {
-        "checkpoint": str(ckpt.path),
-        "checkpoint_sha256": ckpt.sha256,
-        "checkpoint_weights_only": ckpt.weights_only,
-        "strict_load": True,
-    }
-    return model, record, ckpt.state_dict["backbone.pos_embed"].detach().clone().float()
+    return (
+        model,
+        checkpoint_record(ckpt),
+        ckpt.state_dict["backbone.pos_embed"].detach().clone().float(),
+    )
 
 
 _MODEL_SUFFIX = {"xtiny": "vit-xt", "base": "vit-b", "large": "vit-l", "huge": "vit-h"}
-
-
-def _flag(name: str, value: Any) -> bool:
-    """A boolean option, also from its CLI spelling ("true"/"false", "1"/"0", "yes"/"no")."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "1", "yes", "on"}:
-        return True
-    if text in {"false", "0", "no", "off"}:
-        return False
-    raise ValueError(f"option {name}={value!r}: expected true or false")
-
-
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def zoom_rule(input_size: int | None, zoom_in: bool):
@@ -156,60 +141,26 @@ def zoom_rule(input_size: int | None, zoom_in: bool):
     return rule
 
 
-class SimpleClickPredictor:
-    """`start(sample)` / `predict(clicks)` of one SimpleClick model, `describe()` for the manifest.
-
-    `pipeline` is the shared evaluation predictor (transforms and per-instance state), `model`
-    the network; a batched engine may drive `pipeline`'s prepare/forward/map-back steps itself.
-    """
-
-    def __init__(
-        self, model: PlainViTModel, pipeline: EvalPredictor, description: dict[str, Any]
-    ) -> None:
-        self.model = model
-        self.pipeline = pipeline
-        self._description = description
-
-    def start(self, sample: Sample) -> None:
-        self.pipeline.start(sample)
-
-    def predict(self, clicks: list[Click]) -> np.ndarray:
-        return self.pipeline.predict(clicks)
-
-    def describe(self) -> dict[str, Any]:
-        return dict(self._description)
-
-
 def make_simpleclick_predictor(
     variant: str, *, name: str | None = None, **options: Any
 ) -> SimpleClickPredictor:
-    """Predictor of one SimpleClick ViT variant; options: `OPTIONS` (see the module docstring)."""
+    """Predictor of one SimpleClick ViT variant; options: the common ones
+    (`bench.adapters.common.factory.COMMON_OPTIONS`) and `input_size` (official `fixedN`)."""
     name = name or f"simpleclick-{_MODEL_SUFFIX[variant]}"
-    unknown = set(options) - set(OPTIONS)
-    if unknown:
-        raise TypeError(f"{name}: unknown options {sorted(unknown)}; known: {list(OPTIONS)}")
-    checkpoint = options.get("checkpoint")
-    if not checkpoint:
-        files = " or ".join(CHECKPOINT_FILES[variant])
-        raise ValueError(
-            f"{name} needs its official weights: pass checkpoint=PATH (CLI --checkpoint) to "
-            f"{files}, downloadable from {DOWNLOAD_PAGE}"
-        )
-    dtype_name = options.get("dtype") or "float32"
-    if dtype_name not in DTYPES:
-        raise ValueError(f"{name}: dtype {dtype_name!r} is not one of {list(DTYPES)}")
-    device = torch.device(options.get("device") or _default_device())
-    zoom_in = _flag("zoom_in", options.get("zoom_in", True))
-    flip = _flag("flip", options.get("flip", True))
-    input_size = options.get("input_size")
+    opts = parse_options(
+        name,
+        options,
+        checkpoint_files=CHECKPOINT_FILES[variant],
+        download_page=DOWNLOAD_PAGE,
+        extra=("input_size",),
+    )
+    zoom_in, flip = opts.zoom_in, opts.flip
+    input_size = opts.extra.get("input_size")
     input_size = int(input_size) if input_size not in (None, "") else None
 
-    model, record, pristine = load_plainvit(
-        variant, checkpoint, trust=_flag("trust_checkpoint", options.get("trust_checkpoint", False))
-    )
-    dtype = DTYPES[dtype_name]
-    model = model.to(device=device, dtype=dtype)
-    pristine = pristine.to(device)
+    model, record, pristine = load_plainvit(variant, opts.checkpoint, trust=opts.trust_checkpoint)
+    model = model.to(device=opts.device, dtype=opts.dtype)
+    pristine = pristine.to(opts.device)
     rule = zoom_rule(input_size, zoom_in)
 
     def on_dataset(dataset: str) -> None:
@@ -220,7 +171,12 @@ def make_simpleclick_predictor(
         return model(x, points)["instances"]
 
     pipeline = EvalPredictor(
-        forward, zoom_in=rule, with_flip=flip, device=device, dtype=dtype, on_dataset=on_dataset
+        forward,
+        zoom_in=rule,
+        with_flip=flip,
+        device=opts.device,
+        dtype=opts.dtype,
+        on_dataset=on_dataset,
     )
     description = {
         "model": name,
@@ -239,15 +195,9 @@ def make_simpleclick_predictor(
         "per dataset",
         "flip": flip,
         "predictor": "official BasePredictor, NoBRS, prev-mask = probability map",
-        "dtype": dtype_name,
-        "device": str(device),
+        **runtime_record(opts),
     }
-    if device.type == "cuda":
-        description["tf32"] = {
-            "matmul": torch.backends.cuda.matmul.allow_tf32,
-            "cudnn": torch.backends.cudnn.allow_tf32,
-        }
-    return SimpleClickPredictor(model, pipeline, description)
+    return ModelPredictor(model, pipeline, description)
 
 
 def make_vit_xt(**options: Any) -> SimpleClickPredictor:
