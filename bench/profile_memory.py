@@ -11,7 +11,8 @@
   which hides any work smaller than an earlier peak and leaves the weights out, so that
   result is labelled differently.
   RSS counts pages, not tensors: allocator caches and libraries loaded during the work are
-  included.
+  included, and repeated runs of the same forward pass differ by up to about a third (HRNet-18s
+  at 400: 103 to 143 MiB in fresh processes on 2 cores), so CPU figures are coarse.
 """
 
 from __future__ import annotations
