@@ -16,8 +16,8 @@ Conventions (each named in the CSV):
   `feature_extractor`; Table 1 has no RITM row, so their backbone/neck/head cells stay empty).
 * FLOPs: `gflops_paper` (thop, 2 x MACs, no attention matmuls) and `gflops_full`
   (FlopCounterMode, attention included), one forward pass at batch 1, input S x S.
-* Peak memory: see `bench.profile_memory`; it covers building the network on the device and one
-  forward pass of batch 1 at S x S, so weights are included on both CUDA and CPU.
+* Peak memory: see `bench.profile_memory`; the resident network (weights in `dtype`) plus one
+  forward pass of batch 1 at S x S after an unmeasured warm-up pass, on CUDA and CPU alike.
 * Seconds per click: see `bench.profile_clicks`.
 
 Why the paper's Table 1 parts do not add up to its Table 5 totals: Table 1 divides full module
