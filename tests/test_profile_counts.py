@@ -154,3 +154,14 @@ def test_counting_leaves_the_network_as_it_was(name):
     count_full_flops(network, target.size)
     assert [(name, tuple(t.shape)) for name, t in network.state_dict().items()] == state
     assert not network.training
+
+
+@pytest.mark.parametrize("name", list(profile.TARGETS))
+def test_every_target_is_a_registered_model_with_the_same_thop_params(counts, name):
+    from bench.adapters import all_models
+
+    spec = all_models()[name]
+    target = profile.resolve_target(name)
+    assert spec.family == target.family
+    assert spec.extra.get("variant", target.variant) == target.variant
+    assert round(counts(name, target.size).paper.params / MEGA, 2) == spec.params_m
