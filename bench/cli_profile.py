@@ -6,6 +6,7 @@ import itertools
 from pathlib import Path
 
 import click
+import torch
 
 from bench import profile_clicks
 from bench.profile import (
@@ -130,6 +131,13 @@ def _fmt(value: object) -> str:
     default=None,
     help="Time only the first N instances of the dataset (default: all).",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch intra-op CPU threads (default: torch's choice). On a shared CPU, fewer threads "
+    "than free cores avoid OpenMP stalls that inflate timings many times over.",
+)
 @click.option("--no-spc", is_flag=True, help="Skip the click loop (counts and memory only).")
 def profile_command(
     models: str,
@@ -143,6 +151,7 @@ def profile_command(
     dataset: str,
     data_root: Path | None,
     limit: int | None,
+    threads: int | None,
     no_spc: bool,
 ) -> None:
     """Parameters, FLOPs (paper and full conventions), peak memory and seconds per click."""
@@ -156,24 +165,31 @@ def profile_command(
     samples = None
     if not no_spc:
         samples = _sample_source(dataset, data_root, limit)
+    label = dataset if limit is None else f"{dataset} (first {limit} instances)"
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
     rows = []
-    for target in targets:
-        for size in size_list or [target.size]:
-            rows.append(
-                profile_one(
-                    target,
-                    size,
-                    device=device,
-                    dtype=parse_dtype(dtype),
-                    checkpoint=checkpoint,
-                    samples=samples,
-                    dataset=dataset if limit is None else f"{dataset} (first {limit} instances)",
-                    max_clicks=clicks,
-                    warmup_clicks=warmup,
+    try:
+        for target in targets:
+            for size in size_list or [target.size]:
+                rows.append(
+                    profile_one(
+                        target,
+                        size,
+                        device=device,
+                        dtype=parse_dtype(dtype),
+                        checkpoint=checkpoint,
+                        samples=samples,
+                        dataset=label,
+                        max_clicks=clicks,
+                        warmup_clicks=warmup,
+                    )
                 )
-            )
-            if out_dir is not None:
-                write_csv(rows, out_dir / "profile.csv")  # rewritten after each row
+                if out_dir is not None:
+                    write_csv(rows, out_dir / "profile.csv")  # rewritten after each row
+    finally:
+        torch.set_num_threads(previous_threads)  # process-wide; callers in-process keep theirs
     click.echo(format_table(rows))
     if out_dir is not None:
         click.echo(f"\nwrote {out_dir / 'profile.csv'}")

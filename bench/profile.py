@@ -236,6 +236,7 @@ class ProfileRow:
     spc_timed_clicks: int | None
     spc_warmup_clicks: int | None
     checkpoint: str
+    torch_threads: int  # intra-op CPU threads (CPU timings depend on them and on other load)
 
 
 def _scaled(count: int | None, unit: float) -> float | None:
@@ -354,6 +355,7 @@ def make_row(
         spc_timed_clicks=None if spc is None else spc.timed_clicks,
         spc_warmup_clicks=None if spc is None else spc.warmup_clicks,
         checkpoint="" if checkpoint is None else str(checkpoint),
+        torch_threads=torch.get_num_threads(),
     )
 
 

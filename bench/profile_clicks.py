@@ -12,6 +12,10 @@ functions: the official click rule on the previous binary prediction,
 `predictor.predict(all clicks)`, threshold 0.49, IoU. Each click's total covers exactly those
 steps; loading and decoding the images, which the official SPC also includes, happens between
 instances and is not timed.
+
+On a CPU shared with other work, torch's OpenMP threads stall whenever one of them is
+descheduled: on 2 busy cores one HRNet-18s forward took 0.34 s with 1 thread and 8.3 s with 2.
+`bench profile --threads` sets the thread count, and every row records it.
 """
 
 from __future__ import annotations

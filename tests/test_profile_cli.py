@@ -91,13 +91,25 @@ def test_unknown_model_is_a_usage_error():
 def test_seconds_per_click_over_the_demo_images(tmp_path):
     _invoke(
         "--models", "simpleclick-vit-xt", "--sizes", "224", "--clicks", "2", "--warmup", "1",
-        "--dataset", "demo", "--limit", "2", "--out", str(tmp_path),
+        "--dataset", "demo", "--limit", "2", "--threads", "1", "--out", str(tmp_path),
     )  # fmt: skip
     _, [row] = _read(tmp_path / "profile.csv")
     assert row["spc_dataset"] == "demo (first 2 instances)"
+    assert row["torch_threads"] == "1"
     assert int(row["spc_timed_clicks"]) == 2 * 2 - 1  # 2 demo images x 2 clicks - warm-up
     assert int(row["spc_warmup_clicks"]) == 1
     model, harness = float(row["spc_model_median_s"]), float(row["spc_harness_median_s"])
     assert model > 0 and harness > 0
     assert float(row["spc_model_iqr_s"]) >= 0
     assert float(row["spc_total_median_s"]) >= model
+
+
+def test_threads_option_is_recorded_and_undone(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    _invoke("--models", "ritm-hrnet18s", "--sizes", "64", "--no-spc", "--threads", "1",
+            "--out", str(tmp_path))  # fmt: skip
+    _, [row] = _read(tmp_path / "profile.csv")
+    assert row["torch_threads"] == "1"
+    assert torch.get_num_threads() == before
