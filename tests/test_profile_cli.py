@@ -24,6 +24,7 @@ def _read(path):
         return reader.fieldnames, list(reader)
 
 
+@pytest.mark.slow
 def test_counts_and_memory_for_two_models_at_two_sizes(tmp_path, golden):
     result = _invoke(
         "--models", "ritm-hrnet18s,simpleclick-vit-xt", "--sizes", "224,448", "--no-spc",
