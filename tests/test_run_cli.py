@@ -23,6 +23,12 @@ PLUGIN = f"{Path(__file__).parent / 'plugins' / 'shifted_reveal.py'}:make_predic
 BENCH = [sys.executable, "-m", "bench.cli"]
 
 
+def plugin_run(data_root: Path, out: Path, *extra: str, dataset: str = "grabcut") -> tuple:
+    """Arguments of `bench run` with the golden fake predictor on one real dataset."""
+    return ("run", "--model", PLUGIN, "--datasets", dataset, "--data-root", str(data_root),
+            "--out", str(out), *extra)  # fmt: skip
+
+
 def invoke(*args: str) -> str:
     result = CliRunner().invoke(main, [*args, "--no-progress"] if args[0] == "run" else list(args))
     assert result.exit_code == 0, result.output + repr(result.exception)
@@ -59,21 +65,7 @@ def test_identical_across_runs_and_thread_counts(tmp_path, data_root):
     frames = []
     for i, threads in enumerate(("1", "2", "2")):
         out = tmp_path / f"r{i}"
-        invoke(
-            "run",
-            "--model",
-            PLUGIN,
-            "--datasets",
-            "grabcut",
-            "--data-root",
-            str(data_root),
-            "--out",
-            str(out),
-            "--threads",
-            threads,
-            "--limit",
-            "15",
-        )
+        invoke(*plugin_run(data_root, out, "--threads", threads, "--limit", "15"))
         frames.append(read_trajectories(out)[PROTOCOL_COLUMNS])
     assert len(frames[0]) == 15 * 20
     pd.testing.assert_frame_equal(frames[0], frames[1])
@@ -82,23 +74,12 @@ def test_identical_across_runs_and_thread_counts(tmp_path, data_root):
 
 @pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted(tmp_path, data_root):
-    args = [
-        "run",
-        "--model",
-        PLUGIN,
-        "--datasets",
-        "davis",
-        "--data-root",
-        str(data_root),
-        "--limit",
-        "80",
-        "--no-progress",
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    invoke(*plugin_run(data_root, full, "--limit", "50", dataset="davis"))
+    cmd = [
+        *BENCH,
+        *plugin_run(data_root, killed, "--limit", "50", "--no-progress", dataset="davis"),
     ]
-    full = tmp_path / "full"
-    invoke(*args[:-1], "--out", str(full))
-
-    killed = tmp_path / "killed"
-    cmd = [*BENCH, *args, "--out", str(killed)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = killed / "journal.jsonl"
     deadline = time.time() + 120
@@ -122,19 +103,7 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, data_root):
 
 def test_torn_journal_line_is_discarded(tmp_path, data_root):
     out = tmp_path / "run"
-    args = (
-        "run",
-        "--model",
-        PLUGIN,
-        "--datasets",
-        "grabcut",
-        "--data-root",
-        str(data_root),
-        "--out",
-        str(out),
-        "--limit",
-        "4",
-    )
+    args = plugin_run(data_root, out, "--limit", "4")
     invoke(*args)
     reference = read_trajectories(out)[PROTOCOL_COLUMNS]
     journal = out / "journal.jsonl"
@@ -147,20 +116,10 @@ def test_torn_journal_line_is_discarded(tmp_path, data_root):
 
 def test_resume_with_other_settings_is_refused(tmp_path, data_root):
     out = tmp_path / "run"
-    base = (
-        "run",
-        "--model",
-        PLUGIN,
-        "--datasets",
-        "grabcut",
-        "--data-root",
-        str(data_root),
-        "--out",
-        str(out),
-        "--no-progress",
+    invoke(*plugin_run(data_root, out, "--limit", "2"))
+    result = CliRunner().invoke(
+        main, [*plugin_run(data_root, out, "--limit", "3", "--no-progress")]
     )
-    invoke(*base[:-1], "--limit", "2")
-    result = CliRunner().invoke(main, [*base, "--limit", "3"])
     assert result.exit_code != 0
     assert "other settings" in result.output
 
@@ -185,17 +144,7 @@ def test_malformed_samples_are_reported_and_others_kept(tmp_path, data_root, cap
     cv2.imwrite(str(root / "boundary_GT" / "153093.bmp"), np.zeros((321, 481, 3), np.uint8))
 
     out = tmp_path / "run"
-    output = invoke(
-        "run",
-        "--model",
-        PLUGIN,
-        "--datasets",
-        "grabcut",
-        "--data-root",
-        str(tmp_path / "data"),
-        "--out",
-        str(out),
-    )
+    output = invoke(*plugin_run(tmp_path / "data", out))
     manifest = json.loads((out / "manifest.json").read_text())
     problems = {Path(e["path"]).name: e["problem"] for e in manifest["errors"]}
     assert set(problems) == {"124080.jpg", "153077.bmp", "153093.bmp"}
