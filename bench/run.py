@@ -114,17 +114,22 @@ def _set_threads(threads: int | None) -> None:
 
 def _model_record(spec: ModelSpec, options: dict[str, Any], predictor: Any) -> dict[str, Any]:
     checkpoint = options.get("checkpoint")
+    describe = getattr(predictor, "describe", None)
+    described = describe() if callable(describe) else None
+    # Adapters that read the checkpoint already hashed it; hashing again rereads GBs (ViT-H).
+    sha256 = (described or {}).get("checkpoint_sha256")
+    if checkpoint and not sha256:
+        sha256 = file_sha256(checkpoint)
     record: dict[str, Any] = {
         "name": spec.name,
         "family": spec.family,
         "factory": spec.factory if isinstance(spec.factory, str) else repr(spec.factory),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()},
         "checkpoint": str(checkpoint) if checkpoint else None,
-        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
+        "checkpoint_sha256": sha256 if checkpoint else None,
     }
-    describe = getattr(predictor, "describe", None)
-    if callable(describe):
-        record["describe"] = describe()
+    if described is not None:
+        record["describe"] = described
     return record
 
 

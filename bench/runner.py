@@ -9,7 +9,7 @@ the same as with early stopping, and one run yields every metric.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -149,11 +149,3 @@ def evaluate_entry(
         if on_instance is not None:
             on_instance(record, masks)
     return entry
-
-
-def evaluate_refs(
-    predictor: Predictor, refs: Iterable[SampleRef], settings: ProtocolSettings
-) -> Iterator[EntryRecord]:
-    """Plain loop over entries for library use (the CLI adds storage and progress)."""
-    for ref in refs:
-        yield evaluate_entry(predictor, ref, settings)
