@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import shutil
@@ -190,17 +191,28 @@ def models_list() -> None:
             click.echo(f"{'':24s} download: {spec.download_page}")
 
 
-def _register_subcommands() -> None:
-    from bench.cli_datasets import datasets
-    from bench.cli_profile import profile_command
-    from bench.cli_report import report_command
+class _LazyCommand(click.Command):
+    """A subcommand whose module (and its heavy imports, e.g. torch) loads only when used."""
 
-    main.add_command(datasets)
-    main.add_command(report_command)
-    main.add_command(profile_command)
+    def __init__(self, name: str, target: str, short_help: str):
+        super().__init__(name, short_help=short_help, add_help_option=False)
+        self.target = target
+
+    def _load(self) -> click.Command:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001
+        # click runs the command of the returned context: the real one.
+        return self._load().make_context(info_name, args, parent=parent, **extra)
 
 
-_register_subcommands()
+for _name, _target, _help in (
+    ("datasets", "bench.cli_datasets:datasets", "Benchmark datasets: list and verify."),
+    ("report", "bench.cli_report:report_command", "One self-contained HTML report from runs."),
+    ("profile", "bench.cli_profile:profile_command", "Params, FLOPs, peak memory, s/click."),
+):
+    main.add_command(_LazyCommand(_name, _target, _help))
 
 if __name__ == "__main__":
     main()
