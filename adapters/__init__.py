@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -28,6 +28,34 @@ class Predictor(Protocol):
     def start(self, sample: Sample) -> None: ...
 
     def predict(self, clicks: list[Click]) -> np.ndarray: ...
+
+
+class BatchPredictor(Protocol):
+    """The optional batched interface a predictor may add to `start`/`predict`.
+
+    The batched engine keeps up to `--batch-size` instances in flight. Their per-instance
+    state lives in the handle `open_instance` returns (never in the predictor), so that one
+    network call can serve all of them:
+    - `open_instance(sample) -> handle`: what `start` does, for one more instance in flight;
+    - `predict_batch([(handle, clicks), ...]) -> [H x W probability map, ...]`: one click of
+      each listed instance (each its own clicks so far), in the order given. A handle appears
+      at most once per call. A call that raises changes no handle, so the engine can retry
+      its items one by one to find the failing instance and keep the others.
+    Instances of one dataset only are in flight at a time (the engine drains between
+    datasets), so per-dataset settings such as SimpleClick's DAVIS 672 input stay valid.
+    Predictors without these methods run one instance at a time through `start`/`predict`.
+    """
+
+    def open_instance(self, sample: Sample) -> Any: ...
+
+    def predict_batch(
+        self, requests: Sequence[tuple[Any, Sequence[Click]]]
+    ) -> list[np.ndarray]: ...
+
+
+def supports_batch(predictor: Any) -> bool:
+    """True when `predictor` offers the batched interface (`BatchPredictor`)."""
+    return all(callable(getattr(predictor, m, None)) for m in ("open_instance", "predict_batch"))
 
 
 @dataclass(frozen=True)

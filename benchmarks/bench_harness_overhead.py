@@ -16,8 +16,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.run import RunRequest, run
-from bench.runner import ProtocolSettings
+from bench.engine.instance import ProtocolSettings
+from bench.engine.run import RunRequest, run
 from bench.store import read_trajectories
 
 MODELS = {

@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import profile, profile_memory
-from bench.profile_counts import count_full_flops, count_paper_flops, count_parameters
+from bench import profile
+from bench.profile import memory as profile_memory
+from bench.profile.counts import count_full_flops, count_paper_flops, count_parameters
 
 
 def count_on(target: profile.ProfileTarget, size: int, device: str):

@@ -19,7 +19,7 @@ import scipy.sparse
 from click.testing import CliRunner
 from PIL import Image
 
-from bench.cli_datasets import datasets as datasets_cli
+from bench.cli.datasets import datasets as datasets_cli
 from bench.datasets import DATASETS, get_dataset, list_samples
 from bench.datasets.pascalvoc import voc_palette
 from bench.datasets.verify import verify_dataset

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bench.cli_datasets import datasets as datasets_cli
+from bench.cli.datasets import datasets as datasets_cli
 from bench.datasets import get_dataset, list_samples
 from bench.datasets.verify import verify_dataset
 from bench.sample import SampleError

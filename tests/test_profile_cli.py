@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from bench.cli_profile import profile_command
+from bench.cli.profile import profile_command
 from bench.profile import CSV_COLUMNS
 
 

@@ -14,8 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench import profile, profile_clicks
+from bench import profile
 from bench.datasets import list_samples
+from bench.profile import clicks as profile_clicks
 from bench.sample import Click, Sample
 
 SLEEP_S = 0.01

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bench import profile
-from bench.profile_counts import MEBI, MEGA, count_full_flops, count_paper_flops
+from bench.profile.counts import MEBI, MEGA, count_full_flops, count_paper_flops
 
 GOLDEN_KEY = {
     "simpleclick-vit-xt": "simpleclick_vit_xtiny448",

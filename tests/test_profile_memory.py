@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from bench import profile_memory
+from bench.profile import memory as profile_memory
 
 MIB = 2**20
 pytestmark = pytest.mark.skipif(

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main as bench_main
-from bench.cli_report import report_command
+from bench.cli.report import report_command
 from bench.reports.build import build_report
 from bench.reports.qualitative import pick_instances
 from bench.reports.reference import reference_table
@@ -244,7 +244,7 @@ def test_qualitative_panels_are_skipped_with_a_note_without_data(runs, tmp_path,
 
 @pytest.mark.slow
 def test_compute_table_and_bubble_chart_from_profile_csv(runs, tmp_path):
-    from bench.cli_profile import profile_command
+    from bench.cli.profile import profile_command
 
     run = tmp_path / "profiled"
     shutil.copytree(runs["reveal_grabcut"], run)

@@ -7,7 +7,7 @@ timed separately so that a median and a spread exist, and the network's forward 
 timed with hooks on the network module (CUDA synchronised on both sides), so that the
 harness's own share (click rule, zoom-in, resizing, IoU) is the remainder.
 
-The loop is `bench run`'s (PROTOCOL.md section 3), driven through `bench.runner`'s step
+The loop is `bench run`'s (PROTOCOL.md section 3), driven through `bench.engine.instance`'s step
 functions: the official click rule on the previous binary prediction,
 `predictor.predict(all clicks)`, threshold 0.49, IoU. Each click's total covers exactly those
 steps; loading and decoding the images, which the official SPC also includes, happens between
@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench import runner
 from bench.adapters import Predictor
+from bench.engine import instance as runner
 from bench.sample import Sample
 
 DEFAULT_MAX_CLICKS = 20  # official --n-clicks
@@ -130,7 +130,7 @@ def time_clicks(
     max_clicks: int = DEFAULT_MAX_CLICKS,
     stop_at_iou: float | None = None,
 ) -> list[ClickTime]:
-    """Run the evaluation loop of `bench.runner` over `samples` and time every click.
+    """Run the evaluation loop of `bench.engine.instance` over `samples` and time every click.
 
     Like `bench run`, every instance gets `max_clicks` clicks unless `stop_at_iou` is given
     (the official early stop, 0.90 by default in the official script, which SPC depends on).

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 import torch
 
-from bench import profile_clicks
 from bench.profile import (
     DTYPES,
     TARGETS,
@@ -18,6 +17,7 @@ from bench.profile import (
     resolve_target,
     write_csv,
 )
+from bench.profile import clicks as profile_clicks
 
 SHOWN = (
     ("model", "model"),

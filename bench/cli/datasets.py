@@ -1,6 +1,6 @@
 """`bench datasets list|verify`: what the registry expects and whether a copy matches it.
 
-Standalone: `python -m bench.cli_datasets verify --data-root /data`; the main CLI adds the
+Standalone: `python -m bench.cli.datasets verify --data-root /data`; the main CLI adds the
 group with `main.add_command(datasets)`.
 """
 

@@ -10,7 +10,7 @@ Conventions (each named in the CSV):
 * Parameters: `params_*_M` are full counts (every parameter of the state_dict) / 1e6;
   `params_*_Mi` the same / 2^20, the unit of the paper's Table 1; `params_thop_M` is thop's
   count / 1e6, the paper's Table 5 figure (it omits parameters that thop does not see, see
-  `bench.profile_counts`). Backbone / neck / head are the SimpleClick top-level modules; the
+  `bench.profile.counts`). Backbone / neck / head are the SimpleClick top-level modules; the
   coordinate patch embedding (`patch_embed_coords`) belongs to none of them and is listed in
   `params_by_module` with every other top-level module (RITM: `maps_transform`,
   `feature_extractor`; Table 1 has no RITM row, so their backbone/neck/head cells stay empty).
@@ -41,8 +41,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench import profile_clicks, profile_counts, profile_memory
 from bench.adapters import Predictor
+from bench.profile import clicks as profile_clicks
+from bench.profile import counts as profile_counts
+from bench.profile import memory as profile_memory
 from bench.sample import Sample
 
 SIMPLECLICK = "simpleclick"

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from bench import __version__
 from bench.adapters import ModelSpec, make_predictor, resolve_model
 from bench.datasets import dataset_root, get_dataset
-from bench.runner import ProtocolSettings, evaluate_entry
+from bench.engine.instance import ProtocolSettings, evaluate_entry
 from bench.sample import SampleRef
 from bench.store import InstanceRecord, ResultStore, save_masks
 
