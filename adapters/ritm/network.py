@@ -8,8 +8,8 @@ sections 7.1 and 7.4:
 * `isegm/model/modeling/hrnet_ocr.py:HighResolutionNet` / `HighResolutionModule`;
 * `isegm/model/modeling/ocr.py:SpatialGather_Module` / `SpatialOCR_Module` /
   `ObjectAttentionBlock2D`;
-* `isegm/model/modeling/resnetv1b.py:BasicBlockV1b` / `BottleneckV1b` (timm's ResNet blocks
-  are the same computation with the same parameter names, so they are used instead);
+* `isegm/model/modeling/resnetv1b.py:BasicBlockV1b` / `BottleneckV1b` (the same computation and
+  parameter names as timm's ResNet blocks, reproduced in `bench.adapters.common.layers`);
 * `isegm/model/ops.py:ScaleLayer`.
 
 Module names and registration order reproduce the official ones, so `state_dict()` lists the
@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.models.resnet import BasicBlock, Bottleneck
 from torch import nn
 
 from bench.adapters.common.click_maps import coord_features, normalize_image
+from bench.adapters.common.layers import BasicBlock, Bottleneck
 
 __all__ = [
     "HRNET_VARIANTS",

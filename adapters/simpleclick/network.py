@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.layers import Attention, Mlp, PatchEmbed
 from torch import nn
 
 from bench.adapters.common.click_maps import (
@@ -32,6 +31,7 @@ from bench.adapters.common.click_maps import (
     disk_maps,
     normalize_image,
 )
+from bench.adapters.common.layers import Attention, Mlp, PatchEmbed
 
 WINDOW_PIXELS = 224  # MAE pre-training size: windowed blocks see 224 x 224 px regions
 UPSAMPLE_FACTORS = {"x1": 1, "x2": 2, "x4": 4}
@@ -80,7 +80,7 @@ def _pair(value: Any) -> tuple[int, int]:
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block of `models_vit.py`, built from timm's Attention and Mlp.
+    """Pre-norm transformer block of `models_vit.py`, built from Attention and Mlp (timm's).
 
     timm's own `Block` computes the same thing but registers `norm2` after `attn`; the official
     order (norm1, norm2, attn, mlp) is kept here so our state_dict order equals the checkpoint's.
@@ -119,7 +119,6 @@ class ViTBackbone(nn.Module):
             patch_size=config.patch_size,
             in_chans=3,
             embed_dim=dim,
-            strict_img_size=False,
         )
         self.blocks = nn.Sequential(
             *(
@@ -325,7 +324,6 @@ class PlainViTModel(nn.Module):
             patch_size=config.patch_size,
             in_chans=3 if config.with_prev_mask else 2,
             embed_dim=config.embed_dim,
-            strict_img_size=False,
         )
         self.backbone = ViTBackbone(config)
         self.neck = SimpleFeaturePyramid(config.embed_dim, config.neck_out_dims)
