@@ -1,6 +1,8 @@
 """Developer sessions. They run in the current environment (no new virtualenv), so that the
 CPU build of torch installed by the README's set-up command is the one used."""
 
+import os
+
 import nox
 
 nox.options.default_venv_backend = "none"
@@ -9,6 +11,10 @@ nox.options.sessions = ["lint", "tests"]
 
 @nox.session
 def tests(session: nox.Session) -> None:
+    # Fails if the environment lost its CPU torch (nvidia-* beside it, broken torchvision);
+    # ISEG_BENCH_TORCH=2.13.0 also pins the version, as .ci/run does.
+    expect = os.environ.get("ISEG_BENCH_TORCH")
+    session.run("python", "tools/check_torch.py", *(["--expect", expect] if expect else []))
     session.run("python", "-m", "pytest", *session.posargs)
 
 
