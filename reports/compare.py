@@ -1,9 +1,12 @@
 """What makes two runs not directly comparable, so the report can say so next to the numbers.
 
 Numbers are only comparable when the runs share the protocol (click limit, threshold, click
-rule, early stop, NoC thresholds) and evaluated the same samples (dataset fingerprint and
-`--limit`). The most common protocol among the runs is taken as the report's protocol; every
-run that differs from it is flagged with the settings that differ.
+model, early stop, NoC thresholds) and evaluated the same samples (dataset fingerprint and
+`--limit`). The most common protocol among the runs is taken as the report's protocol (among the
+runs with the official click model when there are any: the paper's tables are about that user);
+every run that differs from it is flagged with the settings that differ. A run made under
+another click model is flagged like any other protocol difference, so it is never ranked
+against official-clicker runs in one column; the robustness table compares click models.
 """
 
 from __future__ import annotations
@@ -15,10 +18,45 @@ from typing import Any
 
 from bench.reports.runs import Run
 
+OFFICIAL_CLICK_MODEL = "official"
+
+
+def click_model_label(protocol: dict[str, Any]) -> str:
+    """`official`, or e.g. `jitter:sigma=5 (seed 0)`: the `--click-model` text as recorded
+    (`manifest["protocol"]["click_model"]`; absent in runs older than click models, which all
+    used the official clicker). The seed is part of a random user's identity, not of the
+    official one's."""
+    spec = protocol.get("click_model")
+    if spec is None:
+        return str(protocol.get("click_rule") or OFFICIAL_CLICK_MODEL)
+    if isinstance(spec, str):
+        text = spec
+    else:
+        from bench.clicks import ClickModelSpec
+
+        text = str(
+            ClickModelSpec(
+                str(spec.get("name", OFFICIAL_CLICK_MODEL)),
+                tuple(spec.get("args") or ()),
+                tuple(sorted((spec.get("options") or {}).items())),
+            )
+        )
+    if text != OFFICIAL_CLICK_MODEL and protocol.get("seed") is not None:
+        text += f" (seed {protocol['seed']})"
+    return text
+
+
+def comparable_protocol(protocol: dict[str, Any]) -> dict[str, Any]:
+    """The protocol with the click model as one label (old `click_rule`, new `click_model` +
+    `seed` alike), so that an old official run and a new official run compare equal."""
+    out = {k: v for k, v in protocol.items() if k not in ("click_rule", "click_model", "seed")}
+    out["click_model"] = click_model_label(protocol)
+    return out
+
 
 @dataclass(frozen=True)
 class Flags:
-    protocol: dict[str, Any]  # the report's (majority) protocol
+    protocol: dict[str, Any]  # the report's (majority) protocol, as `comparable_protocol`
     runs: dict[str, list[str]] = field(default_factory=dict)  # label -> problems
     datasets: dict[str, list[str]] = field(default_factory=dict)  # official name -> problems
 
@@ -52,16 +90,37 @@ def _sample_set(run: Run, cli_name: str) -> tuple[str, str, int]:
     return (str(info.get("fingerprint")), _describe(info.get("limit")), int(instances))
 
 
+def _status_problem(status: Any) -> str | None:
+    """`complete` and `complete with N errors` are finished runs (the errors are listed
+    separately); anything else (`running`, `failed`, unset) is not."""
+    if isinstance(status, str) and (status == "complete" or status.startswith("complete with")):
+        return None
+    return f"run status is {status!r}, not 'complete'"
+
+
 def find_flags(runs: list[Run]) -> Flags:
-    counts = Counter(_canonical(r.protocol) for r in runs)
+    protocols = {r.label: comparable_protocol(r.protocol) for r in runs}
+    official = [r for r in runs if protocols[r.label]["click_model"] == OFFICIAL_CLICK_MODEL]
+    pool = official or runs
+    counts = Counter(_canonical(protocols[r.label]) for r in pool)
     majority = counts.most_common(1)[0][0]
-    protocol = next(r.protocol for r in runs if _canonical(r.protocol) == majority)
+    protocol = next(protocols[r.label] for r in pool if _canonical(protocols[r.label]) == majority)
     run_notes: dict[str, list[str]] = {}
     for run in runs:
         notes = []
-        if run.manifest.get("status") != "complete":
-            notes.append(f"run status is {run.manifest.get('status')!r}, not 'complete'")
-        diffs = protocol_differences(run.protocol, protocol)
+        status = _status_problem(run.manifest.get("status"))
+        if status:
+            notes.append(status)
+        mine = protocols[run.label]
+        if mine["click_model"] != protocol["click_model"]:
+            notes.append(
+                f"click model {mine['click_model']} (the report's: {protocol['click_model']}); "
+                "see the robustness table"
+            )
+        diffs = protocol_differences(
+            {k: v for k, v in mine.items() if k != "click_model"},
+            {k: v for k, v in protocol.items() if k != "click_model"},
+        )
         if diffs:
             notes.append("protocol differs: " + "; ".join(diffs))
         if notes:
