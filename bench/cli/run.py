@@ -53,13 +53,42 @@ def _split(values: str) -> tuple[str, ...]:
 @click.option("--stop-at-iou", type=float, help="Official early stop at this IoU (default: never).")
 @click.option("--threads", type=int, help="CPU threads for torch and OpenCV.")
 @click.option("--save-masks", is_flag=True, help="Store predicted masks (compressed) for reports.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Instances in flight, their network calls batched (models with predict_batch).",
+)
+@click.option(
+    "--shard",
+    metavar="I/N",
+    help="Evaluate only slice I (0-based) of N of every dataset; merge with bench merge.",
+)
+@click.option(
+    "--click-model",
+    default="official",
+    show_default=True,
+    metavar="NAME[:ARG,K=V,...]",
+    help="Simulated user: official, jitter:sigma=5, random-in-error, border-distance:d=5, "
+    "first-click-random, replay:clicks.jsonl.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random click models.")
 @click.option("--overwrite", is_flag=True, help="Delete an existing run directory first.")
 @click.option("--no-progress", is_flag=True)
 def run_command(**kw: Any) -> None:
-    """Evaluate a model on datasets with the official protocol; resumes an interrupted run."""
+    """Evaluate a model on datasets with the official protocol; resumes an interrupted run.
+
+    Under torchrun (`torchrun --nproc-per-node N -m bench run ...`) each process evaluates
+    one shard into OUT/shards/ and rank 0 merges them into OUT.
+    """
+    from bench.clicks import parse_click_model
+    from bench.engine import distributed
     from bench.engine.instance import ProtocolSettings
     from bench.engine.run import RunMismatchError, RunRequest, run
+    from bench.engine.shards import parse_shard
     from bench.metrics import summarize
+    from bench.store import RunLockedError
 
     options: dict[str, Any] = {}
     for name in ("checkpoint", "device", "dtype"):
@@ -71,9 +100,18 @@ def run_command(**kw: Any) -> None:
         options.update(parse_pairs(kw["model_options"], "--model-option"))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--model-option") from None
+    try:
+        shard = parse_shard(kw["shard"]) if kw["shard"] else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--shard") from None
+    try:
+        parse_click_model(kw["click_model"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--click-model") from None
     out = kw["out"] or Path("runs") / kw["model"].replace("/", "_").replace(":", "_")
-    if kw["overwrite"] and out.exists():
-        shutil.rmtree(out)
+    ranks = distributed.world() if shard is None else None
+    if kw["overwrite"]:
+        _remove_run(out, ranks)
     request = RunRequest(
         model=kw["model"],
         datasets=_split(kw["datasets"]),
@@ -81,7 +119,11 @@ def run_command(**kw: Any) -> None:
         model_options=options,
         data_root=kw["data_root"],
         settings=ProtocolSettings(
-            max_clicks=kw["max_clicks"], pred_thr=kw["pred_thr"], stop_at_iou=kw["stop_at_iou"]
+            max_clicks=kw["max_clicks"],
+            pred_thr=kw["pred_thr"],
+            stop_at_iou=kw["stop_at_iou"],
+            click_model=kw["click_model"],
+            seed=kw["seed"],
         ),
         limit=kw["limit"],
         threads=kw["threads"],
@@ -89,16 +131,62 @@ def run_command(**kw: Any) -> None:
         reference=kw["reference"],
         command=tuple(sys.argv),
         progress=not kw["no_progress"],
+        batch_size=kw["batch_size"],
+        shard=shard,
     )
     try:
         manifest = run(request)
-    except (KeyError, FileNotFoundError, RunMismatchError, ValueError, TypeError) as exc:
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted; {out} keeps every finished entry: run the same command to resume",
+            err=True,
+        )
+        sys.exit(130)
+    except (
+        KeyError,
+        FileNotFoundError,
+        RunMismatchError,
+        RunLockedError,
+        ValueError,
+        TypeError,
+    ) as exc:
         raise click.ClickException(str(exc.args[0] if isinstance(exc, KeyError) else exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the run directory {out}: {exc}") from exc
     except Exception as exc:
         if type(exc).__name__ == "CheckpointError":  # no torch import just to name the class
             raise click.ClickException(str(exc)) from exc
         raise
+    if ranks is not None and ranks[0] != 0:
+        return  # rank 0 prints the merged run
     from bench.store import read_trajectories
 
     print_summary(summarize(read_trajectories(out), kw["max_clicks"]), manifest)
     click.echo(f"run directory: {out}")
+    if manifest.get("status") == "failed":
+        click.echo(
+            f"run failed: none of the {len(manifest.get('errors', []))} evaluated sample(s) "
+            "gave a result (errors above and in manifest.json)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _remove_run(out: Path, ranks: tuple[int, int, int] | None) -> None:
+    """--overwrite; under torchrun each rank removes its own shard and rank 0 the merge, so
+    no rank deletes a folder another one is already writing."""
+    from bench.engine.distributed import shard_dir
+    from bench.engine.shards import Shard
+
+    if ranks is None:
+        if out.exists():
+            shutil.rmtree(out)
+        return
+    rank, size, _ = ranks
+    own = shard_dir(out, Shard(rank, size))
+    if own.exists():
+        shutil.rmtree(own)
+    if rank == 0 and out.exists():
+        for child in out.iterdir():
+            if child.name != "shards":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()

@@ -1,29 +1,23 @@
-"""The evaluation loop (`isegm/inference/evaluation.py:evaluate_sample`, PROTOCOL.md section 3).
+"""One instance's protocol state and its steps (`isegm/inference/evaluation.py:evaluate_sample`,
+PROTOCOL.md section 3).
 
-One instance's evaluation is explicit state plus a step, so that a later engine can advance
-many instances in lockstep and batch their network calls. By default every instance gets all
-`max_clicks` clicks (the official `--iou-analysis` mode, target 1.01); NoC at any threshold is
-the same as with early stopping, and one run yields every metric.
+The state is explicit and the loop is three steps (`propose_click`, the predictor call,
+`observe_prediction`), so that the engine can advance many instances in lockstep and batch
+their network calls; nothing here knows whether it runs at batch 1 or 16. By default every
+instance gets all `max_clicks` clicks (the official `--iou-analysis` mode, target 1.01); NoC
+at any threshold is the same as with early stopping, and one run yields every metric.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from bench import protocol
-from bench.adapters import Predictor
-from bench.sample import Click, Sample, SampleError, SampleRef
-from bench.store import EntryRecord, InstanceRecord
-
-ClickRule = Callable[[protocol.Errors, list[tuple[int, int]]], Click]
-
-CLICK_RULES: dict[str, ClickRule] = {"official": protocol.next_click_from_errors}
-"""Next-click rules by name; the name is recorded in the manifest."""
+from bench.clicks import ClickContext, ClickModel, instance_rng, parse_click_model
+from bench.sample import Click
 
 
 @dataclass(frozen=True)
@@ -31,15 +25,21 @@ class ProtocolSettings:
     max_clicks: int = 20
     pred_thr: float = protocol.PRED_THR
     stop_at_iou: float | None = None  # official early stop (float64 IoU >= value); None = never
-    click_rule: str = "official"
+    click_model: str = "official"  # `--click-model` text, parsed by bench.clicks
+    seed: int = 0  # seeds each instance's click-model generator with its dataset and id
 
     def to_json(self) -> dict[str, Any]:
         from bench.metrics import noc_thresholds
 
         out = asdict(self)
+        out["click_model"] = parse_click_model(self.click_model).to_json()
         target = 1.01 if self.stop_at_iou is None else self.stop_at_iou
         out["noc_thresholds"] = [float(t) for t in noc_thresholds(target)]
         return out
+
+
+class PredictionError(ValueError):
+    """A predictor returned something the protocol cannot score; names what and why."""
 
 
 @dataclass
@@ -48,104 +48,83 @@ class InstanceState:
 
     target: protocol.Target
     errors: protocol.Errors
+    context: ClickContext
     clicks: list[Click] = field(default_factory=list)
     ious: list[np.float32] = field(default_factory=list)
     done: bool = False
 
 
-def start_instance(gt: np.ndarray) -> InstanceState:
+def start_instance(
+    gt: np.ndarray, dataset: str = "", sample_id: str = "", seed: int = 0
+) -> InstanceState:
     target = protocol.Target.from_gt(gt)
     empty = np.zeros(gt.shape, dtype=bool)
-    return InstanceState(target, protocol.errors(target, empty))
+    context = ClickContext(dataset, sample_id, target, instance_rng(seed, dataset, sample_id))
+    return InstanceState(target, protocol.errors(target, empty), context)
 
 
-def propose_click(state: InstanceState, rule: ClickRule) -> Click:
-    click = rule(state.errors, [(c.y, c.x) for c in state.clicks])
+def propose_click(state: InstanceState, model: ClickModel) -> Click | None:
+    """The next click, appended to the state; None (the model has no more clicks) ends it."""
+    click = model(state.errors, list(state.clicks), state.context)
+    if click is None:
+        state.done = True
+        return None
+    h, w = state.target.shape
+    if not (0 <= click.y < h and 0 <= click.x < w):
+        raise ValueError(f"click ({click.y}, {click.x}) lies outside the {h} x {w} image")
+    click = Click(int(click.y), int(click.x), bool(click.positive))
     state.clicks.append(click)
     return click
 
 
-def observe_prediction(
-    state: InstanceState, prob: np.ndarray, settings: ProtocolSettings
-) -> np.ndarray:
-    """Binarise, score and stop if asked; returns the binary prediction."""
-    pred = protocol.binarize(np.asarray(prob), settings.pred_thr)
-    if pred.shape != state.target.shape:
-        raise ValueError(f"predictor returned a {pred.shape} map for a {state.target.shape} image")
+def check_probability(prob: Any, shape: tuple[int, int]) -> np.ndarray:
+    """The predictor's output as an array the protocol can binarise, or a `PredictionError`.
+
+    Accepted: a float array of probabilities in [0, 1] (any float dtype) or a bool mask, of
+    the image's H x W. Refused, each with the reason: None, non-arrays (convert explicitly, so
+    a list or a tensor on a GPU is not silently copied), integer maps (a 0/255 uint8 mask would
+    pass `> 0.49` everywhere it is 1..255, and 0/1 ints are ambiguous with labels), NaN or
+    inf (a broken model must not look like a bad method), values outside [0, 1] (logits).
+    """
+    if prob is None:
+        raise PredictionError("predict() returned None; expected an H x W float array")
+    if not isinstance(prob, np.ndarray):
+        raise PredictionError(
+            f"predict() returned a {type(prob).__name__}; expected an H x W numpy float array "
+            "of probabilities or a bool mask"
+        )
+    if prob.shape != shape:
+        raise PredictionError(f"predictor returned a {prob.shape} map for a {shape} image")
+    if prob.dtype == bool:
+        return prob
+    if not np.issubdtype(prob.dtype, np.floating):
+        raise PredictionError(
+            f"predictor returned a {prob.dtype} map; return float probabilities in [0, 1] or a "
+            "bool mask (an integer 0/255 mask is ambiguous)"
+        )
+    finite = np.isfinite(prob)
+    if not finite.all():
+        n_nan = int(np.isnan(prob).sum())
+        n_inf = int(prob.size - finite.sum() - n_nan)
+        raise PredictionError(
+            f"predictor returned {n_nan} NaN and {n_inf} inf pixel(s) of {prob.size}"
+        )
+    low, high = float(prob.min()), float(prob.max())
+    if low < 0.0 or high > 1.0:
+        raise PredictionError(
+            f"predictor returned values in [{low:.4g}, {high:.4g}], outside [0, 1]; "
+            "return probabilities (apply the sigmoid to logits)"
+        )
+    return prob
+
+
+def observe_prediction(state: InstanceState, prob: Any, settings: ProtocolSettings) -> np.ndarray:
+    """Check, binarise, score and stop if asked; returns the binary prediction."""
+    prob = check_probability(prob, state.target.shape)
+    pred = protocol.binarize(prob, settings.pred_thr)
     state.errors = protocol.errors(state.target, pred)
     value = protocol.iou_from_errors(state.target, state.errors)
     state.ious.append(np.float32(value))
     stop = settings.stop_at_iou is not None and value >= settings.stop_at_iou
     state.done = stop or len(state.clicks) >= settings.max_clicks
     return pred
-
-
-def evaluate_instance(
-    predictor: Predictor,
-    sample: Sample,
-    settings: ProtocolSettings,
-    keep_masks: bool = False,
-    load_s: float = 0.0,
-) -> tuple[InstanceRecord, list[np.ndarray]]:
-    """Run the click loop on one instance; model and harness time are kept apart per click."""
-    rule = CLICK_RULES[settings.click_rule]
-    record = InstanceRecord(sample.id)
-    masks: list[np.ndarray] = []
-    tic = time.perf_counter()
-    state = start_instance(sample.gt)
-    harness = time.perf_counter() - tic + load_s
-    tic = time.perf_counter()
-    predictor.start(sample)
-    model = time.perf_counter() - tic
-    while not state.done:
-        tic = time.perf_counter()
-        propose_click(state, rule)
-        clicks = list(state.clicks)
-        harness += time.perf_counter() - tic
-        tic = time.perf_counter()
-        prob = predictor.predict(clicks)
-        model += time.perf_counter() - tic
-        tic = time.perf_counter()
-        pred = observe_prediction(state, prob, settings)
-        if keep_masks:
-            masks.append(pred)
-        harness += time.perf_counter() - tic
-        record.model_s.append(model)
-        record.harness_s.append(harness)
-        model = harness = 0.0
-    record.clicks = [(c.y, c.x, c.positive) for c in state.clicks]
-    record.ious = state.ious
-    return record, masks
-
-
-def evaluate_entry(
-    predictor: Predictor,
-    ref: SampleRef,
-    settings: ProtocolSettings,
-    on_instance: Callable[[InstanceRecord, list[np.ndarray]], None] | None = None,
-    keep_masks: bool = False,
-) -> EntryRecord:
-    """Evaluate every instance of one entry; a bad file or a failing model becomes an error."""
-    entry = EntryRecord(ref.dataset, ref.id)
-    tic = time.perf_counter()
-    try:
-        samples = list(ref.load())
-    except SampleError as exc:
-        entry.errors.append({"path": exc.path, "problem": exc.problem})
-        return entry
-    except Exception as exc:  # noqa: BLE001 - a loader bug must not end the run
-        path = str(ref.files[0]) if ref.files else ref.id
-        entry.errors.append({"path": path, "problem": f"{type(exc).__name__}: {exc}"})
-        return entry
-    load_s = (time.perf_counter() - tic) / max(len(samples), 1)
-    for sample in samples:
-        try:
-            record, masks = evaluate_instance(predictor, sample, settings, keep_masks, load_s)
-        except Exception as exc:  # noqa: BLE001 - one failing instance keeps the others
-            problem = f"{sample.id}: model failed: {type(exc).__name__}: {exc}"
-            entry.errors.append({"path": str(sample.image_path or ref.id), "problem": problem})
-            continue
-        entry.instances.append(record)
-        if on_instance is not None:
-            on_instance(record, masks)
-    return entry

@@ -1,8 +1,10 @@
 """`bench run`: resolve the model and datasets, evaluate, write the run directory, resume.
 
 The manifest pins what makes two runs comparable (model, options, checkpoint hash, dataset
-listing fingerprints, protocol settings, limit); a restart with the same command continues
-where the journal ends, and one with different settings is refused instead of mixed in.
+listing fingerprints, protocol settings including the click model and seed, limit, shard); a
+restart with the same command continues where the journal ends, and one with different
+settings is refused instead of mixed in. Nothing is created on disk before the model and the
+datasets resolved, so a failed start leaves no empty run folder behind.
 """
 
 from __future__ import annotations
@@ -23,15 +25,19 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bench import __version__
-from bench.adapters import ModelSpec, make_predictor, resolve_model
+from bench.adapters import ModelSpec, make_predictor, resolve_model, supports_batch
+from bench.clicks import make_click_model
 from bench.datasets import dataset_root, get_dataset
-from bench.engine.instance import ProtocolSettings, evaluate_entry
+from bench.engine.instance import ProtocolSettings
+from bench.engine.loop import evaluate_dataset
+from bench.engine.shards import Shard
 from bench.sample import SampleRef
-from bench.store import InstanceRecord, ResultStore, save_masks
+from bench.store import MANIFEST, EntryRecord, InstanceRecord, ResultStore, save_masks
 
 log = logging.getLogger("bench")
 
-SCHEMA = 1
+SCHEMA = 2
+"""2: journal entries carry their listing index; protocol records click model and seed."""
 
 
 class RunMismatchError(RuntimeError):
@@ -52,6 +58,8 @@ class RunRequest:
     reference: str | None = None  # published row to compare with in reports
     command: tuple[str, ...] = ()
     progress: bool = True
+    batch_size: int = 1  # instances in flight (continuous batching); 1 = the official loop
+    shard: Shard | None = None  # this process's slice of every dataset
 
 
 def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
@@ -134,7 +142,7 @@ def _model_record(spec: ModelSpec, options: dict[str, Any], predictor: Any) -> d
 
 
 def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a manifest that must agree for a run to be resumed."""
+    """The parts of a manifest that must agree for a run to be resumed or merged."""
     model = manifest["model"]
     return {
         "model": {k: model.get(k) for k in ("name", "options", "checkpoint_sha256")},
@@ -146,21 +154,67 @@ def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def identity_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Dotted names of the identity fields in which two manifests differ (empty: same run)."""
+    out: list[str] = []
+
+    def walk(x: Any, y: Any, path: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for key in sorted(set(x) | set(y), key=str):
+                walk(x.get(key), y.get(key), f"{path}.{key}" if path else str(key))
+        elif x != y:
+            out.append(path)
+
+    walk(_identity(a), _identity(b), "")
+    return out
+
+
 def _check_resumable(old: dict[str, Any] | None, new: dict[str, Any], out: Path) -> None:
     if old is None:
         return
-    if _identity(old) != _identity(new):
+    differences = identity_differences(old, new)
+    if old.get("shard") != new.get("shard"):
+        differences.append("shard")
+    if differences:
         raise RunMismatchError(
-            f"{out} holds a run with other settings ({out / 'manifest.json'}); "
-            "use another --out, or --overwrite to start again"
+            f"{out} holds a run with other settings ({out / MANIFEST}; differs in "
+            f"{', '.join(differences)}); use another --out, or --overwrite to start again"
         )
 
 
+def run_status(instances: int, errors: int) -> str:
+    """'complete', 'complete with N errors', or 'failed' (nothing could be evaluated)."""
+    if errors and not instances:
+        return "failed"
+    if errors:
+        return f"complete with {errors} error{'s' if errors != 1 else ''}"
+    return "complete"
+
+
+def status_is_complete(status: str | None) -> bool:
+    return bool(status) and str(status).startswith("complete")
+
+
 def run(request: RunRequest) -> dict[str, Any]:
-    """Evaluate and write the run directory; returns the final manifest."""
+    """Evaluate and write the run directory; returns the final manifest.
+
+    Under torchrun (WORLD_SIZE > 1 and no explicit `--shard`) each rank runs its shard and
+    rank 0 merges them (`bench.engine.distributed`).
+    """
+    from bench.engine import distributed
+
+    if request.shard is None and distributed.world() is not None:
+        return distributed.run_ranks(request, run_one)
+    return run_one(request)
+
+
+def run_one(request: RunRequest) -> dict[str, Any]:
+    """One process's run (a whole run, or one shard of it)."""
     spec = resolve_model(request.model)
     settings = request.settings
-    store = ResultStore(request.out)
+    click_model = make_click_model(settings.click_model)
+    if request.batch_size < 1:
+        raise ValueError(f"--batch-size {request.batch_size}: must be at least 1")
 
     listings: dict[str, tuple[Path, list[SampleRef]]] = {}
     dataset_records: dict[str, dict[str, Any]] = {}
@@ -178,8 +232,12 @@ def run(request: RunRequest) -> dict[str, Any]:
             "limit": request.limit,
         }
 
+    old = _read_manifest(request.out)
     predictor = make_predictor(spec, **request.model_options)
     _set_threads(request.threads)
+    batched = supports_batch(predictor)
+    if request.batch_size > 1 and not batched:
+        log.warning("model %s has no predict_batch(); evaluating one instance at a time", spec.name)
     manifest: dict[str, Any] = {
         "schema": SCHEMA,
         "command": list(request.command),
@@ -192,13 +250,50 @@ def run(request: RunRequest) -> dict[str, Any]:
         },
         "datasets": dataset_records,
         "protocol": settings.to_json(),
+        "shard": request.shard.to_json() if request.shard else None,
+        "engine": {
+            "batch_size": request.batch_size,
+            "batched_predictor": batched,
+            "effective_batch_size": request.batch_size if batched else 1,
+        },
         "threads": request.threads,
         "save_masks": request.save_masks,
         "device": device_info(),
         "errors": [],
+        "warnings": [],
     }
-    old = store.read_manifest()
     _check_resumable(old, manifest, request.out)
+    store = ResultStore(request.out)
+    store.lock()
+    try:
+        return _evaluate(request, store, manifest, old, listings, predictor, click_model)
+    finally:
+        store.unlock()
+
+
+def _read_manifest(out: Path) -> dict[str, Any] | None:
+    path = out / MANIFEST
+    if not path.exists():
+        return None
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunMismatchError(
+            f"{path}: not valid JSON ({exc}); use another --out, or --overwrite to start again"
+        ) from None
+
+
+def _evaluate(
+    request: RunRequest,
+    store: ResultStore,
+    manifest: dict[str, Any],
+    old: dict[str, Any] | None,
+    listings: dict[str, tuple[Path, list[SampleRef]]],
+    predictor: Any,
+    click_model: Any,
+) -> dict[str, Any]:
     if old is not None:
         manifest["created"] = old.get("created", manifest["created"])
         manifest["resumed"] = old.get("resumed", 0) + 1
@@ -206,19 +301,26 @@ def run(request: RunRequest) -> dict[str, Any]:
 
     done = store.done()
     started = time.perf_counter()
-    for name, (_, refs) in listings.items():
-        todo = refs[: request.limit] if request.limit is not None else refs
-        _run_dataset(name, todo, done, predictor, store, request)
+    try:
+        for name, (_, refs) in listings.items():
+            todo = refs[: request.limit] if request.limit is not None else refs
+            items = request.shard.select(todo) if request.shard else list(enumerate(todo))
+            _run_dataset(name, items, done, predictor, click_model, store, request)
+    except KeyboardInterrupt:
+        manifest["status"] = "interrupted"
+        manifest["errors"] = store.errors()
+        store.write_manifest(manifest)
+        raise
 
     frame = store.finalize()
     errors = store.errors()
+    instances = int(frame.groupby(["dataset", "sample_id"]).ngroups) if len(frame) else 0
     manifest["errors"] = errors
-    manifest["status"] = "complete"
+    manifest["warnings"] = store.warnings()
+    manifest["status"] = run_status(instances, len(errors))
     manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest["wall_s_last_session"] = round(time.perf_counter() - started, 3)
-    manifest["instances"] = (
-        int(frame.groupby(["dataset", "sample_id"]).ngroups) if len(frame) else 0
-    )
+    manifest["instances"] = instances
     manifest["skipped"] = len(errors)
     store.write_manifest(manifest)
     return manifest
@@ -226,14 +328,17 @@ def run(request: RunRequest) -> dict[str, Any]:
 
 def _run_dataset(
     name: str,
-    refs: list[SampleRef],
+    items: list[tuple[int, SampleRef]],
     done: set[tuple[str, str]],
     predictor: Any,
+    click_model: Any,
     store: ResultStore,
     request: RunRequest,
 ) -> None:
+    todo = [(i, ref) for i, ref in items if (name, ref.id) not in done]
     bar = tqdm(
-        total=len(refs),
+        total=len(items),
+        initial=len(items) - len(todo),
         desc=name,
         unit="img",
         disable=not request.progress,
@@ -251,18 +356,25 @@ def _run_dataset(
         if masks:
             save_masks(store.run_dir, name, record.sample_id.replace("/", "_"), masks)
 
+    def on_entry(entry: EntryRecord) -> None:
+        for err in entry.errors:
+            log.error("%s: skipped %s: %s: %s", name, entry.ref_id, err["path"], err["problem"])
+        for warning in entry.warnings:
+            log.warning("%s: %s: %s: %s", name, entry.ref_id, warning["path"], warning["problem"])
+        store.append(entry)
+        bar.update(1)
+
     try:
-        for ref in refs:
-            if (name, ref.id) in done:
-                bar.update(1)
-                continue
-            entry = evaluate_entry(
-                predictor, ref, request.settings, on_instance, keep_masks=request.save_masks
-            )
-            entry.dataset = name
-            for err in entry.errors:
-                log.error("%s: skipped %s: %s: %s", name, ref.id, err["path"], err["problem"])
-            store.append(entry)
-            bar.update(1)
+        evaluate_dataset(
+            predictor,
+            name,
+            todo,
+            request.settings,
+            click_model,
+            on_entry,
+            batch_size=request.batch_size,
+            on_instance=on_instance,
+            keep_masks=request.save_masks,
+        )
     finally:
         bar.close()

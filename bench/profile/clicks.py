@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from bench.adapters import Predictor
+from bench.clicks import make_click_model
 from bench.engine import instance as runner
 from bench.sample import Sample
 
@@ -106,8 +107,8 @@ def _instance_clicks(
     device: torch.device,
     settings: runner.ProtocolSettings,
 ) -> Iterator[ClickTime]:
-    rule = runner.CLICK_RULES[settings.click_rule]
-    state = runner.start_instance(sample.gt)
+    rule = make_click_model(settings.click_model)
+    state = runner.start_instance(sample.gt, sample.dataset, sample.id, settings.seed)
     predictor.start(sample)
     while not state.done:
         _synchronize(device)

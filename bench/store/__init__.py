@@ -4,12 +4,18 @@ Parquet files cannot be appended to safely, so a run writes one JSON line per fi
 dataset entry to `journal.jsonl` (flushed and fsynced), and `trajectories.parquet` is
 rebuilt from the journal at the end. A crash loses at most the entry in flight: a torn last
 line is cut off on reopen, and the run resumes with the first entry not in the journal.
-Rows carry no order-dependent state, so shards of a run merge by concatenation.
+Entries may finish in any order (the batched engine interleaves instances); each journal
+line carries its listing index, and `trajectories.parquet` is sorted in official order
+(dataset order of the manifest, then listing index), so a batched or sharded run's file
+equals a batch-1 run's row for row. Rows carry no order-dependent state, so shards of a run
+merge by concatenation.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,9 +30,37 @@ MANIFEST = "manifest.json"
 TRAJECTORIES = "trajectories.parquet"
 SUMMARY = "summary.csv"
 
-COLUMNS = ["dataset", "sample_id", "click", "y", "x", "positive", "iou", "model_s", "harness_s"]
+LOCK = ".lock"
+
+COLUMNS = [
+    "dataset",
+    "sample_id",
+    "click",
+    "y",
+    "x",
+    "positive",
+    "iou",
+    "model_s",
+    "harness_s",
+    "start_s",
+]
 PROTOCOL_COLUMNS = COLUMNS[:7]
 """The columns that identical runs reproduce exactly (the rest are timings)."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process is writing the same run directory."""
+
+
+def dumps_strict(value: Any, **kwargs: Any) -> str:
+    """JSON that every parser reads: NaN and infinities are refused, not written bare."""
+    return json.dumps(value, allow_nan=False, **kwargs)
+
+
+def _iou_to_json(value: float) -> float | None:
+    # float() of a float32 is exact and JSON round-trips it exactly; NaN (0/0 IoU) is null.
+    value = float(value)
+    return None if math.isnan(value) else value
 
 
 @dataclass
@@ -38,15 +72,16 @@ class InstanceRecord:
     ious: list[np.float32] = field(default_factory=list)
     model_s: list[float] = field(default_factory=list)
     harness_s: list[float] = field(default_factory=list)
+    start_s: float = 0.0  # predictor.start / open_instance (a SAM encoder's whole cost)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "sample_id": self.sample_id,
             "clicks": [[int(y), int(x), bool(p)] for y, x, p in self.clicks],
-            # float() of a float32 is exact and JSON round-trips it exactly.
-            "ious": [float(v) for v in self.ious],
+            "ious": [_iou_to_json(v) for v in self.ious],
             "model_s": [round(v, 9) for v in self.model_s],
             "harness_s": [round(v, 9) for v in self.harness_s],
+            "start_s": round(self.start_s, 9),
         }
 
 
@@ -56,16 +91,20 @@ class EntryRecord:
 
     dataset: str
     ref_id: str
+    index: int | None = None  # position in the dataset's official listing
     instances: list[InstanceRecord] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "ref": self.ref_id,
-            "instances": [i.to_json() for i in self.instances],
-            "errors": self.errors,
-        }
+        out: dict[str, Any] = {"dataset": self.dataset, "ref": self.ref_id}
+        if self.index is not None:
+            out["index"] = self.index
+        out["instances"] = [i.to_json() for i in self.instances]
+        out["errors"] = self.errors
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
 
 
 def _repair_torn_tail(path: Path) -> None:
@@ -84,7 +123,39 @@ class ResultStore:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal_path = self.run_dir / JOURNAL
+        self._lock_fh: Any = None
         _repair_torn_tail(self.journal_path)
+
+    # --- one writer at a time ---------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the run directory for this process, or refuse at once.
+
+        An advisory `flock` on `.lock`: the kernel drops it when the process dies, even by
+        SIGKILL, so a crashed run never blocks its own resume (a stale file is harmless).
+        """
+        path = self.run_dir / LOCK
+        fh = path.open("a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise RunLockedError(
+                f"{self.run_dir} is being written by another bench run (pid {holder}, lock "
+                f"{path}); wait for it to finish or use another --out"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._lock_fh = fh
+
+    def unlock(self) -> None:
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
 
     # --- manifest -------------------------------------------------------------------------
     @property
@@ -94,48 +165,95 @@ class ResultStore:
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.exists():
             return None
-        return json.loads(self.manifest_path.read_text())
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{self.manifest_path}: not valid JSON ({exc})") from None
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         tmp = self.manifest_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
+        text = dumps_strict(manifest, indent=2, sort_keys=False, default=str) + "\n"
+        with tmp.open("w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, self.manifest_path)
 
     # --- journal --------------------------------------------------------------------------
     def entries(self) -> Iterator[dict[str, Any]]:
+        """Journal entries in file order; a corrupt line is an error naming its number.
+
+        Only the last line can be torn by a crash (and is cut on open); damage anywhere else
+        means the file was edited or the disk failed, and guessing would lose results silently.
+        """
         if not self.journal_path.exists():
             return
-        with self.journal_path.open() as fh:
-            for line in fh:
-                if line.strip():
-                    yield json.loads(line)
+        with self.journal_path.open("rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    entry = json.loads(raw)
+                    entry["dataset"], entry["ref"]  # noqa: B018 - the keys every line has
+                except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+                    raise ValueError(
+                        f"{self.journal_path}: line {number} is corrupt; remove that line to "
+                        "re-evaluate its entry, or start again with --overwrite"
+                    ) from None
+                yield entry
 
     def done(self) -> set[tuple[str, str]]:
         return {(e["dataset"], e["ref"]) for e in self.entries()}
 
     def append(self, entry: EntryRecord) -> None:
-        line = json.dumps(entry.to_json(), separators=(",", ":")) + "\n"
+        line = dumps_strict(entry.to_json(), separators=(",", ":")) + "\n"
         with self.journal_path.open("a") as fh:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
 
     def errors(self) -> list[dict[str, str]]:
+        return self._problems("errors")
+
+    def warnings(self) -> list[dict[str, str]]:
+        return self._problems("warnings")
+
+    def _problems(self, key: str) -> list[dict[str, str]]:
         return [
-            {"dataset": e["dataset"], "sample_id": e["ref"], **err}
-            for e in self.entries()
-            for err in e["errors"]
+            {"dataset": e["dataset"], "sample_id": e["ref"], **item}
+            for e in self.ordered_entries()
+            for item in e.get(key, [])
         ]
 
-    # --- trajectories ---------------------------------------------------------------------
-    def trajectories_from_journal(self) -> pd.DataFrame:
-        rows: dict[str, list] = {c: [] for c in COLUMNS}
+    def ordered_entries(self) -> list[dict[str, Any]]:
+        """Unique journal entries in official order: manifest dataset order, listing index.
+
+        Journals written before entries carried an index keep their file order, which was
+        the official order then.
+        """
+        manifest = self.read_manifest() or {}
+        rank = {name: i for i, name in enumerate(manifest.get("datasets", {}))}
         seen: set[tuple[str, str]] = set()
-        for entry in self.entries():
+        unique = []
+        for position, entry in enumerate(self.entries()):
             key = (entry["dataset"], entry["ref"])
             if key in seen:  # a duplicate can only come from a hand-merged journal
                 continue
             seen.add(key)
+            unique.append((position, entry))
+        unique.sort(
+            key=lambda pe: (
+                rank.get(pe[1]["dataset"], len(rank)),
+                pe[1].get("index", pe[0]),
+                pe[0],
+            )
+        )
+        return [entry for _, entry in unique]
+
+    # --- trajectories ---------------------------------------------------------------------
+    def trajectories_from_journal(self) -> pd.DataFrame:
+        rows: dict[str, list] = {c: [] for c in COLUMNS}
+        for entry in self.ordered_entries():
             for inst in entry["instances"]:
                 n = len(inst["ious"])
                 rows["dataset"] += [entry["dataset"]] * n
@@ -144,9 +262,10 @@ class ResultStore:
                 rows["y"] += [c[0] for c in inst["clicks"]]
                 rows["x"] += [c[1] for c in inst["clicks"]]
                 rows["positive"] += [c[2] for c in inst["clicks"]]
-                rows["iou"] += inst["ious"]
+                rows["iou"] += [math.nan if v is None else v for v in inst["ious"]]
                 rows["model_s"] += inst["model_s"]
                 rows["harness_s"] += inst["harness_s"]
+                rows["start_s"] += ([inst.get("start_s", 0.0)] + [0.0] * (n - 1)) if n else []
         return pd.DataFrame(
             {
                 "dataset": pd.Series(rows["dataset"], dtype="string"),
@@ -158,6 +277,7 @@ class ResultStore:
                 "iou": np.asarray(rows["iou"], dtype=np.float32),
                 "model_s": np.asarray(rows["model_s"], dtype=np.float64),
                 "harness_s": np.asarray(rows["harness_s"], dtype=np.float64),
+                "start_s": np.asarray(rows["start_s"], dtype=np.float64),
             }
         )
 
