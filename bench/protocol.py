@@ -97,6 +97,21 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
+def error_distance(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """The official distance map of an error mask on its bounding box, and the box (r0, r1, c0, c1).
+
+    float32 exact EDT to the nearest non-error pixel, the image border counting as non-error
+    (the official one-pixel padding); None when the mask is empty. Shared with the simulated
+    click models (`bench.clicks.simulated`), which sample from the same map.
+    """
+    box = _bbox(mask)
+    if box is None:
+        return None
+    r0, r1, c0, c1 = box
+    crop = np.pad(mask[r0:r1, c0:c1], 1).view(np.uint8)
+    return cv2.distanceTransform(crop, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1], box
+
+
 def _max_squared_distance(
     mask: np.ndarray, clicked: Iterable[tuple[int, int]]
 ) -> tuple[int, int, int]:
@@ -105,12 +120,10 @@ def _max_squared_distance(
     Clicked pixels count as distance 0. With no error pixel left the maximum is 0 at (0, 0),
     which is where the official `np.where` on an all-zero map points.
     """
-    box = _bbox(mask)
-    if box is None:
+    found = error_distance(mask)
+    if found is None:
         return 0, 0, 0
-    r0, r1, c0, c1 = box
-    crop = np.pad(mask[r0:r1, c0:c1], 1).view(np.uint8)
-    dist = cv2.distanceTransform(crop, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    dist, (r0, r1, c0, c1) = found
     for y, x in clicked:
         if r0 <= y < r1 and c0 <= x < c1:
             dist[y - r0, x - c0] = 0.0
