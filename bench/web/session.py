@@ -9,6 +9,7 @@ saw (another image, an undo, a reloaded page), the predictor is started again an
 earlier prefix first, exactly as `bench run` calls it, so the mask for a click sequence does
 not depend on the path the person took to it.
 
+Outputs are checked as a run checks them (`bench.engine.instance.check_probability`), and
 IoU follows the protocol (`bench.protocol`: threshold 0.49 with a strict `>`, ignore pixels
 excluded, float64 then stored as float32), so the page shows the number a run stores.
 """
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from bench import protocol
+from bench.engine.instance import PredictionError, check_probability
 from bench.sample import Click, Sample
 
 log = logging.getLogger("bench")
@@ -50,17 +52,6 @@ def instance_iou(gt: np.ndarray, mask: np.ndarray) -> float | None:
     return None if math.isnan(value) else value
 
 
-def check_output(prob: Any, shape: tuple[int, int]) -> np.ndarray:
-    prob = np.asarray(prob)
-    if prob.shape != shape:
-        raise ModelError(f"returned a {prob.shape} map for a {shape[0]}x{shape[1]} image")
-    if not np.issubdtype(prob.dtype, np.number) and prob.dtype != bool:
-        raise ModelError(f"returned a map of dtype {prob.dtype}, expected numbers")
-    if not np.isfinite(prob).all():
-        raise ModelError("returned NaN or infinite probabilities")
-    return prob
-
-
 class ModelSession:
     """One predictor, one thread, one instance at a time (see the module docstring)."""
 
@@ -80,7 +71,11 @@ class ModelSession:
         )
 
     def _call(self, clicks: list[Click], shape: tuple[int, int]) -> np.ndarray:
-        return check_output(self.predictor.predict(list(clicks)), shape)
+        # The engine's own check: the page refuses exactly the outputs a run refuses.
+        try:
+            return check_probability(self.predictor.predict(list(clicks)), shape)
+        except PredictionError as exc:
+            raise ModelError(str(exc)) from None
 
     def _predict(
         self, key: Hashable, sample: Sample, clicks: list[Click], has_gt: bool
