@@ -3,7 +3,7 @@
 One rule for `--model-option` and `--click-model NAME:k=v` alike, so that a factory runs with
 exactly the settings typed and the manifest records them as strict JSON:
 - `true` / `false` (any case) are booleans;
-- a plain decimal integer (`12`, `-3`) is an int;
+- a plain decimal integer (`12`, `-3`; not `007`, which stays a string: ids) is an int;
 - a plain decimal number (`0.5`, `1e-3`, `-2.`) is a float; `nan`, `inf` and `infinity` are
   *not* numbers here, so they stay strings (a bare NaN is not valid JSON);
 - everything else, `none`, `null` and the empty string included, stays the string typed.
@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_INT = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+_INT = re.compile(r"[+-]?(0|[1-9]\d*)")
+_FLOAT = re.compile(r"[+-]?((0|[1-9]\d*)(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
 def parse_value(text: str) -> bool | int | float | str:
