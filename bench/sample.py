@@ -39,6 +39,10 @@ class Sample:
     dataset: str
     image_path: Path | None = None
     mask_path: Path | None = None
+    # "path: what" notes on input the official rule accepts but a clean copy lacks (e.g. mask
+    # values mapped by the threshold); `bench run` records them, `bench datasets verify` lists
+    # the same text as warnings.
+    warnings: tuple[str, ...] = ()
 
 
 class SampleError(Exception):

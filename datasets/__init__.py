@@ -29,8 +29,9 @@ class DatasetSpec:
     expected_images: int | None = None
     bundled_root: Path | None = None  # shipped inside the package (the demo set)
     layout: tuple[str, ...] = ()  # paths under the root that must exist (for `verify`)
-    # Extra checks for `bench datasets verify`: flaws the official loader tolerates but a
-    # clean copy does not have (hidden files, orphan masks, unexpected mask values).
+    # Extra checks for `bench datasets verify`, reported as warnings: flaws the official
+    # loader tolerates but a clean copy does not have (hidden files, orphan masks). Flaws a
+    # load itself meets go in `Sample.warnings`, so that `bench run` records them too.
     check_layout: Callable[[Path], list[SampleError]] | None = None
     check_entry: Callable[[SampleRef], list[SampleError]] | None = None
     # Path under the root whose existence means "this dataset is here" (default: the root);

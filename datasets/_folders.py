@@ -30,6 +30,9 @@ from bench.sample import Sample, SampleError, SampleRef
 MaskDecoder = Callable[[np.ndarray], ObjectMasks]
 """Colour-read (BGR) mask -> objects in official order."""
 
+MaskWarnings = Callable[[np.ndarray], list[str]]
+"""Colour-read (BGR) mask -> what the official rule accepts but a clean copy lacks."""
+
 
 @dataclass(frozen=True)
 class FolderLayout:
@@ -52,17 +55,28 @@ def _masks_by_stem(mask_dir: Path, pattern: str) -> dict[str, Path]:
 
 
 def load_pair(
-    dataset: str, sample_id: str, image_path: Path, mask_path: Path | None, decode: MaskDecoder
+    dataset: str,
+    sample_id: str,
+    image_path: Path,
+    mask_path: Path | None,
+    decode: MaskDecoder,
+    warn: MaskWarnings | None = None,
 ) -> list[Sample]:
     if mask_path is None:
         raise SampleError(image_path, f"mask is missing (no file named {sample_id}.* in masks)")
     image = read_rgb(image_path)
-    objects = decode(read_color(mask_path))
-    return make_samples(dataset, sample_id, image, image_path, mask_path, objects)
+    bgr = read_color(mask_path)
+    objects = decode(bgr)
+    notes = [f"{mask_path}: {w}" for w in warn(bgr)] if warn is not None else []
+    return make_samples(dataset, sample_id, image, image_path, mask_path, objects, notes)
 
 
 def list_folder_pairs(
-    root: Path, layout: FolderLayout, dataset: str, decode: MaskDecoder
+    root: Path,
+    layout: FolderLayout,
+    dataset: str,
+    decode: MaskDecoder,
+    warn: MaskWarnings | None = None,
 ) -> list[SampleRef]:
     image_dir, mask_dir = layout.folders(root)
     masks = _masks_by_stem(mask_dir, layout.mask_pattern)
@@ -71,7 +85,7 @@ def list_folder_pairs(
         sid = stem_to_first_dot(image_path.name)
         mask_path = masks.get(sid)
         files = (image_path,) if mask_path is None else (image_path, mask_path)
-        load = partial(load_pair, dataset, sid, image_path, mask_path, decode)
+        load = partial(load_pair, dataset, sid, image_path, mask_path, decode, warn)
         refs.append(SampleRef(dataset, sid, files, load))
     return refs
 
@@ -102,16 +116,3 @@ def check_folder_layout(root: Path, layout: FolderLayout) -> list[SampleError]:
         if stem not in image_ids:
             problems.append(SampleError(paths[0], "mask without an image (never evaluated)"))
     return problems
-
-
-def check_channel0_values(ref: SampleRef, allowed: frozenset[int]) -> list[SampleError]:
-    """Flags mask values outside `allowed` in the channel the official decoder reads."""
-    if len(ref.files) < 2:
-        return []
-    mask_path = ref.files[1]
-    values = set(np.unique(read_color(mask_path)[:, :, 0]).tolist())
-    unexpected = sorted(values - allowed)
-    if not unexpected:
-        return []
-    shown = ", ".join(map(str, unexpected[:8])) + (", ..." if len(unexpected) > 8 else "")
-    return [SampleError(mask_path, f"unexpected mask values {shown} (expected {sorted(allowed)})")]

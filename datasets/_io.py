@@ -19,7 +19,9 @@ import numpy as np
 from bench.sample import Sample, SampleError
 
 _JPEG_SUFFIXES = {".jpg", ".jpeg", ".jpe"}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"
+_JPEG_START = b"\xff\xd8\xff"
 
 ObjectMasks = Sequence[tuple[int | None, np.ndarray]]
 """Objects of one image in official order: (label in the annotation or None, tri-state gt)."""
@@ -40,11 +42,29 @@ def read_bytes(path: Path) -> bytes:
 
 
 def _check_complete(path: Path, data: bytes) -> None:
-    suffix = path.suffix.lower()
-    if suffix in _JPEG_SUFFIXES and b"\xff\xd9" not in data[-4096:]:
+    """End markers of the format the bytes are in (OpenCV, like the official `cv2.imread`,
+    decodes by content, so a JPEG named `.png` is read as a JPEG)."""
+    if data.startswith(_JPEG_START) and b"\xff\xd9" not in data[-4096:]:
         raise SampleError(path, "truncated JPEG (no end-of-image marker)")
-    if suffix == ".png" and _PNG_END not in data[-4096:]:
+    if data.startswith(_PNG_SIGNATURE) and _PNG_END not in data[-4096:]:
         raise SampleError(path, "truncated PNG (no IEND chunk)")
+
+
+def _first_bytes(data: bytes) -> str:
+    """How a non-image file starts, so that a text or HTML file saved as an image is obvious."""
+    text = data[:24].decode("ascii", errors="replace")
+    if text.strip() and all(c.isprintable() or c in "\r\n\t" for c in text):
+        return f"it starts with the text {text.strip().splitlines()[0]!r}"
+    return f"its first bytes are {data[:12]!r}"
+
+
+def _not_an_image(path: Path, data: bytes) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".png" and not data.startswith(_PNG_SIGNATURE):
+        return f"not a PNG file ({_first_bytes(data)}, not the PNG signature)"
+    if suffix in _JPEG_SUFFIXES and not data.startswith(_JPEG_START):
+        return f"not a JPEG file ({_first_bytes(data)}, not a JPEG start-of-image marker)"
+    return "cannot be decoded as an image (corrupt or unsupported format)"
 
 
 def _decode(path: Path, flags: int) -> np.ndarray:
@@ -52,7 +72,7 @@ def _decode(path: Path, flags: int) -> np.ndarray:
     _check_complete(path, data)
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if img is None:
-        raise SampleError(path, "cannot be decoded as an image (corrupt or unsupported format)")
+        raise SampleError(path, _not_an_image(path, data))
     return img
 
 
@@ -144,11 +164,13 @@ def make_samples(
     image_path: Path,
     mask_path: Path,
     objects: ObjectMasks,
+    warnings: Sequence[str] = (),
 ) -> list[Sample]:
     """Samples of one image; ids are `<image id>` or `<image id>#<label>` for multi-object sets.
 
     Each gt must match the image size and contain object pixels: an empty object cannot be
     clicked (the official loop would divide 0 by 0), so it is a bad sample, not a result.
+    `warnings` ("path: what", see `Sample.warnings`) go to every instance of the image.
     """
     if not objects:
         raise SampleError(mask_path, "annotation has no objects")
@@ -164,5 +186,7 @@ def make_samples(
         if not np.any(gt == 1):
             what = "mask" if label is None else f"object {label}"
             raise SampleError(mask_path, f"{what} has no object pixels")
-        samples.append(Sample(sid, image, gt.astype(np.int8), dataset, image_path, mask_path))
+        samples.append(
+            Sample(sid, image, gt.astype(np.int8), dataset, image_path, mask_path, tuple(warnings))
+        )
     return samples

@@ -10,20 +10,15 @@ from functools import partial
 from pathlib import Path
 
 from bench.datasets import DatasetSpec, register
-from bench.datasets._folders import (
-    FolderLayout,
-    check_channel0_values,
-    check_folder_layout,
-    list_folder_pairs,
-)
-from bench.datasets.grabcut import MASK_VALUES, decode_grabcut_mask
+from bench.datasets._folders import FolderLayout, check_folder_layout, list_folder_pairs
+from bench.datasets.grabcut import decode_grabcut_mask, grabcut_mask_warnings
 from bench.sample import SampleRef
 
 LAYOUT = FolderLayout(images="images", masks="masks")
 
 
 def list_berkeley(root: Path) -> list[SampleRef]:
-    return list_folder_pairs(root, LAYOUT, "Berkeley", decode_grabcut_mask)
+    return list_folder_pairs(root, LAYOUT, "Berkeley", decode_grabcut_mask, grabcut_mask_warnings)
 
 
 BERKELEY = register(
@@ -42,6 +37,5 @@ BERKELEY = register(
         ),
         layout=(LAYOUT.images, LAYOUT.masks),
         check_layout=partial(check_folder_layout, layout=LAYOUT),
-        check_entry=partial(check_channel0_values, allowed=MASK_VALUES),
     )
 )

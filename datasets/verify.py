@@ -1,9 +1,14 @@
 """`bench datasets verify`: layout, counts and every bad file of a dataset copy.
 
-It decodes each entry exactly as a run would (`SampleRef.load()`), so a copy that verifies
-clean runs without skipped samples, and adds the checks a run does not need but a clean
-copy passes: hidden files, orphan or ambiguous masks, unexpected mask values, and counts
-against the paper's.
+It decodes each entry exactly as a run would (`SampleRef.load()`), so it says what a run
+will do with each file:
+* errors: the run would skip or fail that entry (unreadable, truncated, missing or
+  mismatched mask, empty object), or the copy cannot give the paper's numbers (missing
+  layout, counts or annotations that differ from the paper's copy);
+* warnings: accepted by the official rule, so a run evaluates the entry, but a clean copy
+  lacks them (mask values mapped by the threshold, colours outside the palette, hidden files,
+  orphan or ambiguous masks, empty annotations). Warnings that a load produces are the
+  samples' own `Sample.warnings`, so a run records exactly the same text.
 """
 
 from __future__ import annotations
@@ -36,12 +41,19 @@ class DatasetReport:
     instances: int
     expected_images: int | None
     expected_instances: int | None
-    problems: tuple[Problem, ...]
+    problems: tuple[Problem, ...]  # errors
     fingerprint: str = ""  # hash of every instance's id, size and pixel counts
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
+        """No error: a run evaluates every entry (warnings allowed)."""
         return self.layout_ok and not self.problems
+
+    @property
+    def clean(self) -> bool:
+        """No error and no warning (`verify --strict`)."""
+        return self.ok and not self.warnings
 
 
 def _as_problem(error: SampleError) -> Problem:
@@ -58,19 +70,35 @@ def annotation_line(sample: Sample) -> str:
     return f"{sample.id} {h}x{w} {int((sample.gt == 1).sum())} {int((sample.gt == -1).sum())}\n"
 
 
-def _check_entry(spec: DatasetSpec, ref: SampleRef) -> tuple[list[str], list[Problem]]:
+def sample_warning(text: str, files: tuple[Path, ...]) -> Problem:
+    """A `Sample.warnings` entry ("path: what") as a Problem naming that path."""
+    for path in files:
+        prefix = f"{path}: "
+        if text.startswith(prefix):
+            return Problem(str(path), text[len(prefix) :])
+    return Problem(str(files[0]) if files else "", text)
+
+
+def _check_entry(
+    spec: DatasetSpec, ref: SampleRef
+) -> tuple[list[str], list[Problem], list[Problem]]:
+    """(fingerprint lines, errors, warnings) of one entry."""
     try:
         samples = ref.load()
-        problems = [_as_problem(e) for e in spec.check_entry(ref)] if spec.check_entry else []
+        extra = [_as_problem(e) for e in spec.check_entry(ref)] if spec.check_entry else []
     except SampleError as error:
-        return [], [_as_problem(error)]
+        return [], [_as_problem(error)], []
     except Exception as exc:  # a verify must name the file and go on, whatever broke
         where = ref.files[0] if ref.files else ref.id
-        return [], [Problem(str(where), f"unexpected error: {exc!r}")]
+        return [], [Problem(str(where), f"unexpected error: {exc!r}")], []
+    errors = []
     ids = [s.id for s in samples]
     if len(set(ids)) != len(ids):
-        problems.append(Problem(str(ref.files[-1]), "duplicate instance ids in one entry"))
-    return [annotation_line(s) for s in samples], problems
+        errors.append(Problem(str(ref.files[-1]), "duplicate instance ids in one entry"))
+    files = tuple(p for s in samples for p in (s.mask_path, s.image_path) if p is not None)
+    texts = dict.fromkeys(w for s in samples for w in s.warnings)  # one per image, in order
+    warned = [sample_warning(t, files) for t in texts] + extra
+    return [annotation_line(s) for s in samples], errors, warned
 
 
 def verify_dataset(
@@ -78,12 +106,16 @@ def verify_dataset(
     data_root: Path | str | None,
     progress: Callable[[int, int], None] | None = None,
 ) -> DatasetReport:
-    """Decode every entry once (streaming) and collect every problem; never raises for data."""
+    """Decode every entry once (streaming) and collect every error and warning; never raises
+    for data."""
+
+    found_warnings: list[Problem] = []
 
     def report(root, layout_ok, images=0, instances=0, problems=(), fingerprint=""):
         return DatasetReport(
             spec.name, root, layout_ok, images, instances,
             spec.expected_images, spec.expected_instances, tuple(problems), fingerprint,
+            tuple(found_warnings),
         )  # fmt: skip
 
     try:
@@ -101,7 +133,7 @@ def verify_dataset(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # hidden files are reported by check_layout
             if spec.check_layout is not None:
-                problems += [_as_problem(e) for e in spec.check_layout(root)]
+                found_warnings += [_as_problem(e) for e in spec.check_layout(root)]
             refs = spec.list_samples(root)
     except (OSError, ValueError) as exc:
         problems.append(Problem(str(root), f"cannot list samples: {exc}"))
@@ -116,10 +148,11 @@ def verify_dataset(
         if ref.id in seen:
             problems.append(Problem(str(ref.files[0]), f"entry id {ref.id!r} listed twice"))
         seen.add(ref.id)
-        lines, entry_problems = _check_entry(spec, ref)
+        lines, entry_errors, entry_warnings = _check_entry(spec, ref)
         instances += len(lines)
         digest.update("".join(lines).encode())
-        problems += entry_problems
+        problems += entry_errors
+        found_warnings += entry_warnings
 
     if spec.expected_images is not None and len(refs) != spec.expected_images:
         problems.append(

@@ -55,7 +55,7 @@ def test_verify_names_truncated_image_and_missing_mask(data_root: Path, tmp_path
         datasets_cli, ["verify", "--data-root", str(tmp_path), "--datasets", "grabcut"]
     )
     assert result.exit_code == 1, result.output
-    bad = [line for line in result.output.splitlines() if line.startswith("  BAD")]
+    bad = [line for line in result.output.splitlines() if line.startswith("  ERROR")]
     assert any(str(truncated) in line and "truncated JPEG" in line for line in bad), bad
     image_of_missing = copy / "data_GT" / "153077.jpg"
     assert any(str(image_of_missing) in line and "mask is missing" in line for line in bad)

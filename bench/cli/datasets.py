@@ -11,7 +11,14 @@ from pathlib import Path
 
 import click
 
-from bench.datasets import DATASETS, DatasetSpec, dataset_root, get_dataset, is_present
+from bench.datasets import (
+    DATASETS,
+    DatasetSpec,
+    dataset_root,
+    default_data_root,
+    get_dataset,
+    is_present,
+)
 from bench.datasets.verify import DatasetReport, verify_dataset
 
 _DATA_ROOT = click.option(
@@ -41,6 +48,31 @@ def _selected(names: str | None) -> list[DatasetSpec]:
 
 def _count(value: int | None) -> str:
     return "-" if value is None else str(value)
+
+
+def data_root_error(data_root: Path | None, specs: list[DatasetSpec]) -> str | None:
+    """Why `data_root` cannot hold the requested datasets, or None; bundled sets need none.
+
+    A missing root, a file, or a root holding none of the requested datasets is an error for
+    `verify` and `list` alike (a typo must not read as "nothing wrong").
+    """
+    external = [s for s in specs if s.bundled_root is None]
+    if not external:
+        return None
+    root = data_root if data_root is not None else default_data_root()
+    if root is None:
+        return (
+            "no --data-root given (nor BENCH_DATA_ROOT): only the bundled demo set can be "
+            "checked; point --data-root at the folder holding GrabCut/, DAVIS/, ..."
+        )
+    if not root.exists():
+        return f"data root {root} does not exist"
+    if not root.is_dir():
+        return f"data root {root} is not a folder"
+    if not any(is_present(s, root) for s in external):
+        folders = ", ".join(dict.fromkeys(f"{s.folder}/" for s in external))
+        return f"data root {root} holds none of the requested datasets (looked for {folders})"
+    return None
 
 
 def _status(spec: DatasetSpec, data_root: Path | None) -> tuple[str, str]:
@@ -97,8 +129,15 @@ def list_command(data_root: Path | None, names: str | None, verbose: bool) -> No
                 click.echo(f"  {spec.notes}")
     click.echo(
         "\nINSTANCES: the paper's count ('-': no confirmed official count). IMAGES: entries "
-        "the official loader lists (Berkeley: 100 files showing 96 distinct images)."
+        "the official loader lists (Berkeley: 100 files showing 96 distinct images). "
+        "`bench datasets verify` decodes every file (errors vs warnings)."
     )
+    error = data_root_error(data_root, specs)
+    if error is not None:
+        click.echo(f"\nERROR: {error}")
+        # Without any root the listing is still the registry's reference card.
+        if data_root is not None or default_data_root() is not None:
+            sys.exit(1)
 
 
 def _progress_printer(name: str):
@@ -119,7 +158,9 @@ def _describe(report: DatasetReport) -> str:
     layout = "layout ok" if report.layout_ok else "layout BROKEN"
     instances = f"{report.instances}/{_count(report.expected_instances)} instances"
     images = f"{report.images}/{_count(report.expected_images)} images"
-    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    verdict = "OK" if report.ok else f"{len(report.problems)} error(s)"
+    if report.warnings:
+        verdict += f", {len(report.warnings)} warning(s)"
     fingerprint = f" [annotations {report.fingerprint}]" if report.fingerprint else ""
     return f"{report.name}: {layout}, {instances}, {images}: {verdict}{fingerprint}"
 
@@ -127,27 +168,43 @@ def _describe(report: DatasetReport) -> str:
 @datasets.command(name="verify")
 @_DATA_ROOT
 @_DATASETS
-def verify_command(data_root: Path | None, names: str | None) -> None:
-    """Check layout and counts and list every bad file; exit status 1 on any problem.
+@click.option(
+    "--strict", is_flag=True, help="Warnings count as errors too (exit 1 on any of them)."
+)
+def verify_command(data_root: Path | None, names: str | None, strict: bool) -> None:
+    """Check layout and counts and list every bad file: exit status 1 on any error.
 
-    Without --datasets, datasets whose folder is absent are skipped (and said so); a dataset
-    named with --datasets must be present.
+    ERROR lines are what a run would skip or fail (or a copy that cannot give the paper's
+    numbers); WARN lines are accepted by the official rule, so a run evaluates them and
+    records the same warning (with --strict they fail the check too). Without --datasets,
+    datasets whose folder is absent are skipped (and said so), but the data root must exist
+    and hold at least one of them; a dataset named with --datasets must be present.
     """
     explicit = bool(names)
-    failed = 0
-    for spec in _selected(names):
+    specs = _selected(names)
+    failed = warned = 0
+    root_error = data_root_error(data_root, specs)
+    if root_error is not None and not explicit:
+        click.echo(f"ERROR: {root_error}")
+        failed += 1
+    for spec in specs:
         if not explicit and not is_present(spec, data_root):
             click.echo(f"{spec.name}: not present, skipped")
             continue
         report = verify_dataset(spec, data_root, progress=_progress_printer(spec.name))
         click.echo(_describe(report))
         for problem in report.problems:
-            click.echo(f"  BAD {problem}")
-        failed += not report.ok
+            click.echo(f"  ERROR {problem}")
+        for warning in report.warnings:
+            click.echo(f"  WARN {warning}")
+        failed += not (report.clean if strict else report.ok)
+        warned += len(report.warnings)
     if failed:
-        click.echo(f"{failed} dataset(s) with problems")
+        what = "errors or warnings (--strict)" if strict else "errors"
+        click.echo(f"FAILED: {failed} of the checks above found {what}")
         sys.exit(1)
-    click.echo("all checked datasets are sound")
+    note = f", with {warned} warning(s) the official rule accepts" if warned else ""
+    click.echo(f"all checked datasets are sound{note}")
 
 
 if __name__ == "__main__":
