@@ -7,21 +7,31 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
+from click.testing import CliRunner
 from scipy import ndimage, stats
 
 from bench import protocol
-from bench.clicks import ClickContext, instance_rng, make_click_model
+from bench.cli import main
+from bench.clicks import ClickContext, instance_rng, make_click_model, parse_click_model
 from bench.datasets import list_samples
 from bench.sample import IGNORE, Click, Sample
+from bench.store import PROTOCOL_COLUMNS, read_trajectories
 
 SIMULATED = ["jitter", "random-in-error", "border-distance", "first-click-random"]
 PLUGIN = Path(__file__).parent / "plugins" / "shifted_reveal.py"
+PROBE = f"{Path(__file__).parent / 'plugins' / 'batch_probe.py'}:make_predictor"
+BENCH = [sys.executable, "-m", "bench"]
 
 
 def _load_plugin():
@@ -42,8 +52,9 @@ def grabcut(data_root) -> list[Sample]:
 
 
 def context(sample: Sample, seed: int = 0, target: protocol.Target | None = None) -> ClickContext:
+    """What `bench run --datasets grabcut --seed SEED` hands the model for this instance."""
     target = target or protocol.Target.from_gt(sample.gt)
-    return ClickContext("GrabCut", sample.id, target, instance_rng(seed, "GrabCut", sample.id))
+    return ClickContext("grabcut", sample.id, target, instance_rng(seed, "grabcut", sample.id))
 
 
 Check = Callable[[Click, protocol.Errors, list[Click], Sample], None]
@@ -323,3 +334,61 @@ def test_nothing_left_to_click_gives_the_official_click(grabcut, spec):
 def test_bad_options_are_clear_errors(text, message):
     with pytest.raises(ValueError, match=message):
         make_click_model(text)
+
+
+# --- end to end through `bench run` (batched predictor: the golden fake, one per instance) ---
+
+
+def run_args(data_root: Path, out: Path, spec: str, limit: int, *extra: str) -> list[str]:
+    return ["run", "--model", PROBE, "--datasets", "grabcut", "--data-root", str(data_root),
+            "--out", str(out), "--limit", str(limit), "--click-model", spec, "--seed", "7",
+            "--no-progress", *extra]  # fmt: skip
+
+
+def bench_run(*args: str) -> None:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def protocol_frame(run_dir: Path) -> pd.DataFrame:
+    return read_trajectories(run_dir)[PROTOCOL_COLUMNS].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("spec", [*SIMULATED[:1], "jitter:sigma=2", *SIMULATED[1:]])
+def test_run_at_batch8_equals_batch1_and_the_direct_loop(spec, grabcut, data_root, tmp_path):
+    b1, b8 = tmp_path / "b1", tmp_path / "b8"
+    bench_run(*run_args(data_root, b1, spec, 12))
+    bench_run(*run_args(data_root, b8, spec, 12, "--batch-size", "8"))
+    manifest = json.loads((b8 / "manifest.json").read_text())
+    assert manifest["engine"]["effective_batch_size"] == 8
+    assert manifest["protocol"]["click_model"] == parse_click_model(spec).to_json()
+    assert manifest["protocol"]["seed"] == 7
+    frame = protocol_frame(b1)
+    pd.testing.assert_frame_equal(frame, protocol_frame(b8))
+    # The engine seeds each instance as `context` does: the clicks are the direct loop's.
+    for sample, (sid, group) in zip(grabcut, frame.groupby("sample_id", sort=False)):
+        assert sid == sample.id
+        clicks = [Click(int(r.y), int(r.x), bool(r.positive)) for r in group.itertuples()]
+        assert clicks == trajectory(sample, spec, seed=7)[0], sid
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", SIMULATED)
+def test_killed_and_resumed_run_equals_uninterrupted(spec, data_root, tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    bench_run(*run_args(data_root, full, spec, 50))
+    cmd = [*BENCH, *run_args(data_root, killed, spec, 50)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = killed / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_bytes().count(b"\n") >= 10:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 10 <= journal.read_bytes().count(b"\n") < 50, "the run must be killed mid-dataset"
+    subprocess.run(cmd, check=True, timeout=300, capture_output=True)
+    pd.testing.assert_frame_equal(protocol_frame(killed), protocol_frame(full))
+    manifest = json.loads((killed / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["resumed"] == 1
