@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import pickletools
 import re
 import types
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +112,86 @@ def _unsupported_global(error: Exception) -> str | None:
     return match.group(1) if match else None
 
 
+def _pickle_bytes(path: Path) -> bytes:
+    """The pickle program of a checkpoint: `*/data.pkl` of a torch zip, else the whole file."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            return archive.read(names[0]) if names else b""
+    return path.read_bytes()
+
+
+def pickle_globals(data: bytes) -> list[str]:
+    """Dotted names of every global a pickle program imports, read without running it.
+
+    `pickletools.genops` only parses opcodes. Legacy torch files hold several pickles back to
+    back, so parsing goes on after each STOP; STACK_GLOBAL takes its two names from the
+    strings pushed just before it (names fetched from the memo are shown as `?`).
+    """
+    found: list[str] = []
+    position = 0
+    while position < len(data):
+        strings: list[str] = []
+        try:
+            for op, arg, pos in pickletools.genops(data[position:]):
+                if op.name == "GLOBAL":
+                    found.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL":
+                    module, name = (["?", "?"] + strings)[-2:]
+                    found.append(f"{module}.{name}")
+                elif "UNICODE" in op.name or op.name.endswith("STRING"):
+                    strings.append(str(arg))
+                elif op.name in ("BINGET", "LONG_BINGET", "GET"):
+                    strings.append("?")
+                if op.name == "STOP":
+                    position += pos + 1
+                    break
+            else:
+                break
+        except (ValueError, EOFError):  # trailing tensor bytes of a legacy file, or garbage
+            break
+    return list(dict.fromkeys(found))
+
+
+def _code_calls(path: Path) -> list[str]:
+    """Globals of the file that torch's safe loader refuses, i.e. code the pickle would run."""
+    try:
+        names = pickle_globals(_pickle_bytes(path))
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return []
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        allowed = set(_get_allowed_globals()) | set(OFFICIAL_STAND_INS)
+    except (ImportError, AttributeError):  # private API moved: treat non-torch names as foreign
+        allowed = set(OFFICIAL_STAND_INS)
+        names = [n for n in names if not n.startswith(("torch.", "collections.OrderedDict"))]
+    return [n for n in names if n not in allowed]
+
+
+def _torch_reason(error: Exception) -> str:
+    """The specific line of torch's weights-only error, without its generic preamble."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    specific = [line for line in lines if re.search(r"[Uu]nsupported|GLOBAL", line)]
+    return f" (torch: {specific[0]})" if specific else ""
+
+
+def _refusal(path: Path, error: Exception) -> CheckpointError | None:
+    """A clear refusal when the safe load failed because the pickle needs foreign globals."""
+    calls = _code_calls(path)
+    if not calls:
+        return None
+    shown = ", ".join(calls[:5]) + (f" (and {len(calls) - 5} more)" if len(calls) > 5 else "")
+    return CheckpointError(
+        f"{path}: refused: the checkpoint's pickle needs {shown}, which unpickling would import "
+        "and call. A pickle can run any code while it loads (e.g. a `__reduce__` payload), so "
+        "the safe loader (torch.load weights_only=True, with stand-ins only for the known "
+        "SimpleClick loss objects) does not allow it; nothing in the file was executed. If the "
+        "file comes from a trusted source, pass --trust-checkpoint (option "
+        f"trust_checkpoint=True) to load it with weights_only=False.{_torch_reason(error)}"
+    )
+
+
 def _torch_load(path: Path, trust: bool) -> Any:
     if trust:
         return torch.load(
@@ -164,6 +246,8 @@ def read_checkpoint(path: str | Path, *, trust: bool = False) -> Checkpoint:
         loaded = _torch_load(path, trust)
     except pickle.UnpicklingError as error:
         needed = _unsupported_global(error)
+        if not trust and (refusal := _refusal(path, error)) is not None:
+            raise refusal from error
         if needed is None or trust:
             raise CheckpointError(f"{path}: not a readable torch checkpoint ({error})") from error
         raise CheckpointError(
@@ -174,6 +258,8 @@ def read_checkpoint(path: str | Path, *, trust: bool = False) -> Checkpoint:
             "load it with weights_only=False."
         ) from error
     except Exception as error:  # zip/format errors from torch.load: report, don't traceback
+        if not trust and (refusal := _refusal(path, error)) is not None:
+            raise refusal from error
         raise CheckpointError(
             f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})"
         ) from error
