@@ -94,6 +94,8 @@ def test_classical_baselines_batch8_equals_batch1(model, data_root, tmp_path):
         bench(*run_args(data_root, out, model, "grabcut,davis", "--limit", "6",
                         "--max-clicks", "5", "--batch-size", batch))  # fmt: skip
         frames.append(protocol_frame(out))
+    engine = json.loads((out / "manifest.json").read_text())["engine"]
+    assert engine["batched_predictor"] and engine["effective_batch_size"] == 8
     assert len(frames[0]) == 12 * 5
     pd.testing.assert_frame_equal(frames[0], frames[1])
 
