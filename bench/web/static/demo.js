@@ -8,7 +8,7 @@
   const POSITIVE_COLOR = "#16a34a";
   const NEGATIVE_COLOR = "#dc2626";
   const CURVE_W = 260;
-  const CURVE_H = 150;
+  const CURVE_H = 180;
 
   const $ = (id) => document.getElementById(id);
   const canvas = $("canvas");
@@ -188,13 +188,16 @@
     g.lineWidth = 1;
     g.textAlign = "right";
     g.textBaseline = "middle";
+    // The NoC thresholds 0.85 and 0.9 dashed; 0.85 unlabelled (too close to 0.9 to read).
     for (const v of [0, 0.5, 0.85, 0.9, 1]) {
+      g.setLineDash(v === 0.85 || v === 0.9 ? [3, 3] : []);
       g.beginPath();
       g.moveTo(left, yOf(v));
       g.lineTo(left + w, yOf(v));
       g.stroke();
-      g.fillText(v === 0 || v === 1 ? String(v) : v.toFixed(2), left - 4, yOf(v));
+      if (v !== 0.85) g.fillText(String(v), left - 4, yOf(v));
     }
+    g.setLineDash([]);
     g.textAlign = "center";
     g.textBaseline = "top";
     const step = n <= 20 ? 5 : Math.ceil(n / 4 / 5) * 5;
