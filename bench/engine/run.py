@@ -33,6 +33,7 @@ from bench.engine.loop import evaluate_dataset
 from bench.engine.shards import Shard
 from bench.sample import SampleRef
 from bench.store import MANIFEST, EntryRecord, InstanceRecord, ResultStore, save_masks
+from bench.store.manifest import identity_differences, run_status
 
 log = logging.getLogger("bench")
 
@@ -141,34 +142,6 @@ def _model_record(spec: ModelSpec, options: dict[str, Any], predictor: Any) -> d
     return record
 
 
-def _identity(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a manifest that must agree for a run to be resumed or merged."""
-    model = manifest["model"]
-    return {
-        "model": {k: model.get(k) for k in ("name", "options", "checkpoint_sha256")},
-        "datasets": {
-            name: {k: d.get(k) for k in ("fingerprint", "limit")}
-            for name, d in manifest["datasets"].items()
-        },
-        "protocol": manifest["protocol"],
-    }
-
-
-def identity_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """Dotted names of the identity fields in which two manifests differ (empty: same run)."""
-    out: list[str] = []
-
-    def walk(x: Any, y: Any, path: str) -> None:
-        if isinstance(x, dict) and isinstance(y, dict):
-            for key in sorted(set(x) | set(y), key=str):
-                walk(x.get(key), y.get(key), f"{path}.{key}" if path else str(key))
-        elif x != y:
-            out.append(path)
-
-    walk(_identity(a), _identity(b), "")
-    return out
-
-
 def _check_resumable(old: dict[str, Any] | None, new: dict[str, Any], out: Path) -> None:
     if old is None:
         return
@@ -180,19 +153,6 @@ def _check_resumable(old: dict[str, Any] | None, new: dict[str, Any], out: Path)
             f"{out} holds a run with other settings ({out / MANIFEST}; differs in "
             f"{', '.join(differences)}); use another --out, or --overwrite to start again"
         )
-
-
-def run_status(instances: int, errors: int) -> str:
-    """'complete', 'complete with N errors', or 'failed' (nothing could be evaluated)."""
-    if errors and not instances:
-        return "failed"
-    if errors:
-        return f"complete with {errors} error{'s' if errors != 1 else ''}"
-    return "complete"
-
-
-def status_is_complete(status: str | None) -> bool:
-    return bool(status) and str(status).startswith("complete")
 
 
 def run(request: RunRequest) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.store import JOURNAL, MANIFEST, ResultStore, dumps_strict
+from bench.store.manifest import identity_differences, run_status, status_is_complete
 
 
 class MergeError(ValueError):
@@ -38,8 +39,6 @@ def _read(run_dir: Path) -> dict[str, Any]:
 
 def check_shards(shard_dirs: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
     """The shards sorted by index, or a `MergeError` naming the offending folder."""
-    from bench.engine.run import identity_differences, status_is_complete
-
     if not shard_dirs:
         raise MergeError("no shard directories given")
     shards = [(Path(d), _read(Path(d))) for d in shard_dirs]
@@ -106,8 +105,6 @@ def merge_shards(
     shard_dirs: list[Path], out: Path, command: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Write the merged run to `out`; returns its manifest."""
-    from bench.engine.run import run_status
-
     shard_dirs = [Path(d) for d in shard_dirs]
     shards = check_shards(shard_dirs)
     _prepare_out(out, shard_dirs)
