@@ -401,3 +401,25 @@ def test_bench_demo_binds_loopback_prints_the_url_and_warns_for_other_hosts(tmp_
 
     result = CliRunner().invoke(bench_main, ["demo", "--datasets", "nope", "--port", "0"])
     assert result.exit_code != 0 and "unknown dataset 'nope'" in result.output
+
+
+def test_an_unexpected_bug_is_still_a_json_5xx_and_the_server_answers_on(demo, monkeypatch):
+    import bench.web.app as web_app
+
+    calls = []
+
+    def broken_counts(mask):  # fails once, like a bug on one odd mask
+        calls.append(1)
+        if len(calls) == 1:
+            raise ZeroDivisionError("injected")
+        return mask_counts(mask)
+
+    monkeypatch.setattr(web_app, "mask_counts", broken_counts)
+    app = create_app(
+        Catalog(dataset_entries(["demo"], None)),
+        ModelSession(plugin(), MODEL),
+        allowed_hosts=("testserver",),
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert_error(predict(client, CLICKS[:1]), 500, "internal error: ZeroDivisionError")
+        assert_still_answers(client, demo)

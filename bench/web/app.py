@@ -211,6 +211,11 @@ def create_app(
         message = f"no such page: {request.url.path}" if exc.status_code == 404 else exc.detail
         return error_response(exc.status_code, str(message))
 
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        # Reached only by a bug (model and data failures are ApiErrors); still JSON.
+        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, _validation_message(exc))

@@ -13,9 +13,9 @@ object with these fields:
 - `height`, `width`: the image size in pixels;
 - a click adds `order` (1-based position in the instance's click sequence), `y`, `x` (row,
   column in original image pixels, as the official clicker), `positive`, `dt_s` (seconds
-  since the previous click, or for the first click since the image was shown; null if the
-  page did not say), `iou` (the float32 IoU after the click as a run stores it, null without
-  ground truth) and `model_s` (the model's latency for it);
+  since the previous click, undo or reset on this image, or since the image was last shown
+  if none came after that; null if the page did not say), `iou` (the float32 IoU after the
+  click as a run stores it, null without ground truth) and `model_s` (the model's latency);
 - undo and reset add `n_clicks`: how many clicks are left (a reset leaves 0).
 
 Replaying (`bench.clicks.replay`) folds the lines in file order per (dataset, sample id): a

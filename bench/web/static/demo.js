@@ -291,8 +291,10 @@
       state.image = img;
       canvas.width = overlay.width = img.naturalWidth;
       canvas.height = overlay.height = img.naturalHeight;
+      // dt_s counts from the last action on this image or from when it was (re)shown.
       const v = view();
-      if (!v.clicks.length) v.shownAt = performance.now();
+      v.shownAt = performance.now();
+      v.lastAt = null;
       rebuildOverlay();
       fit();
       draw();
