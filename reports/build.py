@@ -25,6 +25,8 @@ from bench.reports.tables import (
     medical_table,
     noc_table,
     ordered_datasets,
+    per_instance_runs,
+    robustness_table,
     summarize_runs,
 )
 
@@ -101,7 +103,10 @@ def build_report(
     hist_clicks: Sequence[int] = DEFAULT_HIST_CLICKS,
     data_root: Path | str | None = None,
     title: str = "Interactive segmentation benchmark report",
+    published: Sequence[str] | str | None = None,
 ) -> ReportOutput:
+    """`published`: the paper's other methods to add as published-only rows of Tables 2/3 and
+    as points in Figure 1 (`all`, reference keys or architectures; default none)."""
     output = Path(output)
     runs = load_runs(list(run_dirs))
     max_k = min(run.max_clicks for run in runs)
@@ -110,11 +115,13 @@ def build_report(
         raise ValueError(f"--k {bad}: clicks must lie in 1..{max_k} (the runs' click limit)")
     flags = find_flags(runs)
     summaries = summarize_runs(runs)
+    per_instance = per_instance_runs(runs)
 
     tables = {
-        "noc": noc_table(runs, summaries, flags),
-        "medical": medical_table(runs, summaries, flags),
+        "noc": noc_table(runs, summaries, flags, per_instance, published),
+        "medical": medical_table(runs, summaries, flags, per_instance, published),
         "compute": compute_table(runs),
+        "robustness": robustness_table(runs, summaries, flags, per_instance),
     }
     natural = ordered_datasets(summaries, lambda d: not is_medical(d))
     every = ordered_datasets(summaries, lambda d: True)
@@ -123,7 +130,7 @@ def build_report(
         runs, Path(data_root) if data_root is not None else None
     )
     figures = {
-        "bubble": figs.noc_vs_gflops(runs, summaries, natural),
+        "bubble": figs.noc_vs_gflops(runs, summaries, natural, published),
         "curves": figs.miou_curves(runs, summaries, every),
         "histograms": [
             f
@@ -151,6 +158,7 @@ def build_report(
             generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             runs=[_run_view(r) for r in runs],
             protocol=json.dumps(flags.protocol, sort_keys=True),
+            click_models=sorted({r.click_model for r in runs}),
             warnings=_warnings(flags, runs),
             tables=table_views,
             figures=figures,

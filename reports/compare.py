@@ -58,10 +58,17 @@ def comparable_protocol(protocol: dict[str, Any]) -> dict[str, Any]:
 class Flags:
     protocol: dict[str, Any]  # the report's (majority) protocol, as `comparable_protocol`
     runs: dict[str, list[str]] = field(default_factory=dict)  # label -> problems
+    click_models: dict[str, str] = field(default_factory=dict)  # label -> click model note
     datasets: dict[str, list[str]] = field(default_factory=dict)  # official name -> problems
 
     def run_flagged(self, label: str) -> bool:
         return bool(self.runs.get(label))
+
+    def problems_besides_click_model(self, label: str) -> list[str]:
+        """What keeps a run out of the robustness table's comparisons (where click models are
+        meant to differ)."""
+        note = self.click_models.get(label)
+        return [p for p in self.runs.get(label, []) if p != note]
 
     def dataset_flagged(self, folder: str) -> bool:
         return bool(self.datasets.get(folder))
@@ -106,6 +113,7 @@ def find_flags(runs: list[Run]) -> Flags:
     majority = counts.most_common(1)[0][0]
     protocol = next(protocols[r.label] for r in pool if _canonical(protocols[r.label]) == majority)
     run_notes: dict[str, list[str]] = {}
+    click_notes: dict[str, str] = {}
     for run in runs:
         notes = []
         status = _status_problem(run.manifest.get("status"))
@@ -113,10 +121,11 @@ def find_flags(runs: list[Run]) -> Flags:
             notes.append(status)
         mine = protocols[run.label]
         if mine["click_model"] != protocol["click_model"]:
-            notes.append(
+            click_notes[run.label] = (
                 f"click model {mine['click_model']} (the report's: {protocol['click_model']}); "
                 "see the robustness table"
             )
+            notes.append(click_notes[run.label])
         diffs = protocol_differences(
             {k: v for k, v in mine.items() if k != "click_model"},
             {k: v for k, v in protocol.items() if k != "click_model"},
@@ -140,4 +149,6 @@ def find_flags(runs: list[Run]) -> Flags:
                 for label, (fp, limit, n) in sets.items()
             )
             dataset_notes[folder] = [f"runs evaluated different samples ({detail})"]
-    return Flags(protocol=protocol, runs=run_notes, datasets=dataset_notes)
+    return Flags(
+        protocol=protocol, runs=run_notes, click_models=click_notes, datasets=dataset_notes
+    )

@@ -10,29 +10,60 @@ import pandas as pd
 
 from bench.reports.tables import FLAG_MARK, ReportTable
 
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text)
+
+
+def _latex_cell(text: str, bold: bool, italic: bool, mark: str, interval: str) -> str:
+    """One value cell: `\\textbf{4.15}$^{*}$ {\\scriptsize [3.80, 4.52]}`, the text escaped
+    here because the cell carries markup Styler must leave alone."""
+    if not text:
+        return ""
+    text = latex_escape(text)
+    out = f"\\textbf{{{text}}}" if bold else f"\\textit{{{text}}}" if italic else text
+    if mark:
+        out += f"$^{{{mark}}}$"
+    if interval:
+        out += f" {{\\scriptsize {interval}}}"
+    return out
+
 
 def to_latex(table: ReportTable) -> str:
-    """booktabs table; best cells in \\textbf, published rows in italics."""
+    """booktabs table; best cells in \\textbf (with the significance mark), published rows in
+    italics, CIs in small type after the value."""
     kinds = [r.kind for r in table.rows]
+    bold = table.bold.to_numpy()
     display = table.display.copy()
+    for i in range(display.shape[0]):
+        for j in range(display.shape[1]):
+            display.iat[i, j] = _latex_cell(
+                str(table.display.iat[i, j]),
+                bool(bold[i, j]),
+                kinds[i] == "published",
+                table.mark(i, j),
+                table.interval(i, j),
+            )
     # Row labels repeat ("difference"), which Styler refuses as an index: make them a column.
     display.index = range(len(display))
     display.insert(0, ("", "Method"), [r.label for r in table.rows])
     display.columns = pd.MultiIndex.from_tuples([(g if g else " ", c) for g, c in display.columns])
-    bold = table.bold.to_numpy()
-
-    def cell_styles(frame: pd.DataFrame) -> pd.DataFrame:
-        styles = pd.DataFrame("", index=frame.index, columns=frame.columns)
-        for i in range(frame.shape[0]):
-            for j in range(1, frame.shape[1]):
-                if bold[i, j - 1]:
-                    styles.iat[i, j] = "textbf:--rwrap;"
-                elif kinds[i] == "published" and frame.iat[i, j]:
-                    styles.iat[i, j] = "textit:--rwrap;"
-        return styles
-
-    styler = display.style.apply(cell_styles, axis=None).hide(axis="index")
-    styler = styler.format(escape="latex").format_index(escape="latex", axis=1)
+    method = display.columns[0]
+    styler = display.style.hide(axis="index")
+    styler = styler.format(escape="latex", subset=[method]).format_index(escape="latex", axis=1)
     if not any(g.strip() for g in display.columns.get_level_values(0)):
         styler = styler.hide(axis="columns", level=0)
     latex = styler.to_latex(
@@ -43,7 +74,7 @@ def to_latex(table: ReportTable) -> str:
         label=f"tab:{table.key}",
         position_float="centering",
     )
-    return latex.replace(FLAG_MARK, r"\dag{}")
+    return latex.replace(FLAG_MARK, r"\dag{}").replace("Δ", r"$\Delta$")
 
 
 def write_table(table: ReportTable, stem: Path) -> dict[str, Path]:
@@ -70,6 +101,8 @@ def html_view(table: ReportTable) -> dict[str, Any]:
                 "text": table.display.iat[i, j],
                 "bold": bool(table.bold.iat[i, j]),
                 "title": table.titles.iat[i, j],
+                "ci": table.interval(i, j),
+                "mark": table.mark(i, j),
             }
             for j in range(table.display.shape[1])
         ]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,21 +68,60 @@ def run_gflops(run: Run) -> float | None:
     return float(values.iloc[0]) if not values.empty else None
 
 
+def published_points(
+    runs: list[Run], datasets: list[str], published: Sequence[str] | str | None
+) -> pd.DataFrame:
+    """The paper's NoC@90 with Table 5 GFLOPs (`bench.reports.reference.published_paper_rows`)
+    for the runs' own references and the selected published-only methods (`published`, as
+    `bench.reports.tables.published_selector` reads it); one row per method and dataset."""
+    from bench.reports.reference import published_paper_rows
+    from bench.reports.tables import published_selector
+
+    pick = published_selector(published)
+    own = {r.reference for r in runs if r.reference}
+    rows = published_paper_rows(2)
+    rows = rows[
+        (rows["metric"] == "NoC@90")
+        & rows["dataset"].isin(datasets)
+        & rows["gflops"].notna()
+        & rows["reference"].map(lambda ref: ref in own or pick(str(ref)))
+    ]
+    return rows.reset_index(drop=True)
+
+
+def _published_label(row: pd.Series) -> str:
+    backbone = "" if pd.isna(row["backbone"]) else f" {row['backbone']}"
+    return f"{row['method']}{backbone} ({row['reference']})"
+
+
 def noc_vs_gflops(
-    runs: list[Run], summaries: dict[str, pd.DataFrame], datasets: list[str]
+    runs: list[Run],
+    summaries: dict[str, pd.DataFrame],
+    datasets: list[str],
+    published: Sequence[str] | str | None = None,
 ) -> FigureImage | None:
-    """Figure 1: one panel per dataset, bubble area proportional to GFLOPs."""
+    """Figure 1: one panel per dataset, bubble area proportional to GFLOPs; our runs filled
+    with their 95% CI as a vertical bar, the paper's methods as hollow bubbles."""
     gflops = {run.label: run_gflops(run) for run in runs}
     have = [run for run in runs if gflops[run.label] is not None]
     missing = [run.label for run in runs if gflops[run.label] is None]
-    panels = [d for d in datasets if any(d in summaries[r.label].index for r in have)]
-    if not have or not panels:
+    paper = published_points(runs, datasets, published)
+    panels = [
+        d
+        for d in datasets
+        if any(d in summaries[r.label].index for r in have) or (paper["dataset"] == d).any()
+    ]
+    if not panels:
         return None
     colors = method_colors([r.label for r in runs])
-    largest = max(gflops[r.label] for r in have)
+    largest = max([gflops[r.label] for r in have] + paper["gflops"].astype(float).tolist())
+    # Published points carry short keys (P1, P2, ...) listed in the caption: two dozen full
+    # method names in a panel would hide the points.
+    keys = {ref: f"P{i + 1}" for i, ref in enumerate(dict.fromkeys(paper["reference"]))}
     with sns.axes_style("whitegrid"):
         fig, axes = _grid(len(panels))
         for ax, dataset in zip(axes, panels):
+            xs = []
             for run in have:
                 summary = summaries[run.label]
                 if dataset not in summary.index:
@@ -88,11 +129,29 @@ def noc_vs_gflops(
                 x, y = gflops[run.label], float(summary.at[dataset, "NoC@90"])
                 area = 2500 * x / largest  # marker area in pt^2, proportional
                 ax.scatter([x], [y], s=area, color=colors[run.label], alpha=0.6, edgecolor="k")
+                if "NoC@90_lo" in summary.columns and not pd.isna(summary.at[dataset, "NoC@90_lo"]):
+                    low, high = summary.at[dataset, "NoC@90_lo"], summary.at[dataset, "NoC@90_hi"]
+                    ax.errorbar([x], [y], yerr=[[y - low], [high - y]], color="k", capsize=3, lw=1)
                 ax.annotate(
                     run.label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8
                 )
-            xs = [gflops[r.label] for r in have]
-            if max(xs) / max(min(xs), 1e-9) > 20:
+                xs.append(x)
+            for _, row in paper[paper["dataset"] == dataset].iterrows():
+                x, y = float(row["gflops"]), float(row["value"])
+                ax.scatter(
+                    [x], [y], s=2500 * x / largest, facecolors="none", edgecolors="0.35", lw=1.2
+                )
+                ax.annotate(
+                    keys[row["reference"]],
+                    (x, y),
+                    textcoords="offset points",
+                    # alternate above/below so neighbours (one backbone, two train sets) part
+                    xytext=(4, -8 if int(keys[row["reference"]][1:]) % 2 else 4),
+                    fontsize=7,
+                    color="0.3",
+                )
+                xs.append(x)
+            if xs and max(xs) / max(min(xs), 1e-9) > 20:
                 ax.set_xscale("log")
             ax.set_xlabel("GFLOPs (paper convention)")
             ax.set_ylabel("NoC@90")
@@ -100,8 +159,18 @@ def noc_vs_gflops(
             ax.margins(0.25)
     caption = (
         "Bubble area is proportional to GFLOPs (from profile.csv, paper convention); "
-        f"the largest bubble is {largest:.2f} GFLOPs."
+        f"the largest bubble is {largest:.2f} GFLOPs. Bars: 95% bootstrap CI of NoC@90."
     )
+    if not paper.empty:
+        first = paper.drop_duplicates("reference")
+        caption += (
+            " Hollow grey bubbles: published NoC@90 (SimpleClick Table 2) at the GFLOPs "
+            "SimpleClick Table 5 gives for a backbone of that name; not measured here: "
+            + "; ".join(
+                f"{keys[r['reference']]} {_published_label(r)}" for _, r in first.iterrows()
+            )
+            + "."
+        )
     if missing:
         caption += " Not shown (no GFLOPs in profile.csv): " + ", ".join(missing) + "."
     return FigureImage("figure1", "Figure 1. NoC@90 vs GFLOPs", caption, png_bytes(fig))
@@ -122,12 +191,16 @@ def miou_curves(
                 summary = summaries[run.label]
                 if dataset not in summary.index:
                     continue
-                cols = [c for c in summary.columns if c.startswith("mIoU@")]
+                cols = [c for c in summary.columns if re.fullmatch(r"mIoU@\d+", c)]
                 ks = sorted(int(c.split("@")[1]) for c in cols)
                 values = [100 * float(summary.at[dataset, f"mIoU@{k}"]) for k in ks]
                 ax.plot(
                     ks, values, marker="o", markersize=3, color=colors[run.label], label=run.label
                 )
+                if all(f"mIoU@{k}_lo" in summary.columns for k in ks):
+                    low = [100 * float(summary.at[dataset, f"mIoU@{k}_lo"]) for k in ks]
+                    high = [100 * float(summary.at[dataset, f"mIoU@{k}_hi"]) for k in ks]
+                    ax.fill_between(ks, low, high, color=colors[run.label], alpha=0.15, lw=0)
             ax.set_xlabel("Number of clicks")
             ax.set_ylabel("mIoU (%)")
             ax.set_title(dataset)
@@ -136,7 +209,8 @@ def miou_curves(
     return FigureImage(
         "figure-miou",
         "Figures 3/5/9. mIoU@k convergence",
-        "Mean IoU over instances after each click (bench.metrics.summarize).",
+        "Mean IoU over instances after each click (bench.metrics.summarize); shaded: 95% "
+        "percentile bootstrap CI over instances.",
         png_bytes(fig),
     )
 

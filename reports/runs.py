@@ -47,6 +47,24 @@ class Run:
         return self.manifest.get("protocol") or {}
 
     @property
+    def click_model(self) -> str:
+        """`official`, or the simulated user's `--click-model` text and seed."""
+        from bench.reports.compare import click_model_label
+
+        return click_model_label(self.protocol)
+
+    @property
+    def method_key(self) -> str:
+        """What makes two runs the same method: model name, options and checkpoint. Runs of one
+        method under several click models form a row group of the robustness table."""
+        model = self.model
+        return json.dumps(
+            [model.get("name"), model.get("options") or {}, model.get("checkpoint_sha256")],
+            sort_keys=True,
+            default=str,
+        )
+
+    @property
     def max_clicks(self) -> int:
         return int(self.protocol.get("max_clicks") or metrics.MAX_CLICKS)
 
@@ -98,7 +116,7 @@ def read_profile(folder: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
-def _short_model_name(name: str) -> str:
+def short_model_name(name: str) -> str:
     """`/long/path/plugin.py:make` -> `plugin.py:make`; registered names stay as they are."""
     file_part, sep, attr = name.rpartition(":")
     return f"{Path(file_part).name}{sep}{attr}" if sep and "/" in file_part else name
@@ -107,7 +125,7 @@ def _short_model_name(name: str) -> str:
 def _unique_labels(folders: list[Path], manifests: list[dict[str, Any]]) -> list[str]:
     """Model name, or `model (folder)` where two runs share a model name."""
     names = [
-        _short_model_name(str((m.get("model") or {}).get("name") or f.name))
+        short_model_name(str((m.get("model") or {}).get("name") or f.name))
         for f, m in zip(folders, manifests)
     ]
     counts = Counter(names)

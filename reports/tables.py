@@ -1,29 +1,40 @@
-"""The paper's tables (2: NoC, 3: medical mIoU, 5: compute) built from run summaries.
+"""The paper's tables (2: NoC, 3: medical mIoU, 5: compute) built from run summaries, and the
+robustness table (NoC@90 under each click model).
 
-Every number comes from `bench.metrics.summarize` (NoC, mIoU) or from `profile.csv` (compute);
-this module only arranges, compares with published values and formats them. Each table keeps
-three views of the same content: `data` (tidy numbers, written as CSV), and `display` +
-`bold` (formatted cells, rendered as HTML and LaTeX).
+Every number comes from `bench.metrics.summarize` (NoC, mIoU), `bench.stats` (confidence
+intervals, paired tests) or `profile.csv` (compute); this module only arranges, compares with
+published values and formats them. Each table keeps three views of the same content: `data`
+(tidy numbers, written as CSV), and `display` + `bold` (formatted cells, rendered as HTML and
+LaTeX), with the CI text and significance marks of each cell beside them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench import metrics
-from bench.reports.compare import Flags
+from bench import stats
+from bench.reports.compare import OFFICIAL_CLICK_MODEL, Flags, comparable_protocol
 from bench.reports.reference import published_compute, published_metric
-from bench.reports.runs import Run
+from bench.reports.runs import Run, short_model_name
 
 PAPER_DATASET_ORDER = ("GrabCut", "Berkeley", "SBD", "DAVIS", "PascalVOC", "COCO_MVal")
 MEDICAL_DATASETS = ("ssTEM", "BraTS", "OAIZIB")  # SimpleClick Table 3
 NOC_METRICS = ("NoC@85", "NoC@90")
 MIOU_METRICS = ("mIoU@10", "mIoU@20")
+ROBUSTNESS_METRIC = "NoC@90"
 FLAG_MARK = "†"
+SIGNIFICANT_MARK = "*"
 MISSING = "–"
+CI_NOTE = f"[lo, hi]: {stats.CI_METHOD}."
+SIGNIFICANCE_NOTE = (
+    f"Bold: best comparable run of the column. {SIGNIFICANT_MARK}: the best is significantly "
+    f"better than the runner-up (p < {stats.ALPHA}, {stats.PAIRED_TEST}); a bold value without "
+    f"{SIGNIFICANT_MARK} is not distinguishable from the runner-up on these instances."
+)
 
 
 @dataclass(frozen=True)
@@ -42,10 +53,18 @@ class ReportTable:
     rows: tuple[RowStyle, ...]
     data: pd.DataFrame  # tidy numbers for the CSV
     notes: tuple[str, ...] = field(default_factory=tuple)
+    intervals: pd.DataFrame | None = None  # same shape: "[lo, hi]" or ""
+    marks: pd.DataFrame | None = None  # same shape: SIGNIFICANT_MARK or ""
 
     @property
     def empty(self) -> bool:
         return self.display.shape[0] == 0 or self.display.shape[1] == 0
+
+    def interval(self, i: int, j: int) -> str:
+        return "" if self.intervals is None else str(self.intervals.iat[i, j])
+
+    def mark(self, i: int, j: int) -> str:
+        return "" if self.marks is None else str(self.marks.iat[i, j])
 
 
 def is_medical(dataset_label: str) -> bool:
@@ -54,13 +73,29 @@ def is_medical(dataset_label: str) -> bool:
 
 
 def summarize_runs(runs: list[Run]) -> dict[str, pd.DataFrame]:
-    """`bench.metrics.summarize` per run, indexed by the official dataset name."""
+    """`bench.stats.summarize_with_intervals` per run (the metrics of
+    `bench.metrics.summarize`, each with `_lo` / `_hi` CI bounds), indexed by the official
+    dataset name."""
     out = {}
     for run in runs:
-        summary = metrics.summarize(run.trajectories, max_clicks=run.max_clicks)
+        summary = stats.summarize_with_intervals(run.trajectories, max_clicks=run.max_clicks)
         summary.index = [run.dataset_label(name) for name in summary.index]
         summary.index.name = "dataset"
         out[run.label] = summary
+    return out
+
+
+def per_instance_runs(runs: list[Run]) -> dict[str, pd.DataFrame]:
+    """`bench.stats.per_instance_metrics` per run, the dataset level relabelled as in tables,
+    for the paired tests between runs."""
+    out = {}
+    for run in runs:
+        frame = stats.per_instance_metrics(run.trajectories, max_clicks=run.max_clicks)
+        labels = [run.dataset_label(str(d)) for d in frame.index.get_level_values("dataset")]
+        frame.index = pd.MultiIndex.from_arrays(
+            [labels, frame.index.get_level_values("sample_id")], names=["dataset", "sample_id"]
+        )
+        out[run.label] = frame
     return out
 
 
@@ -81,6 +116,12 @@ def _value(summary: pd.DataFrame, dataset: str, metric: str) -> float | None:
         return None
     value = summary.at[dataset, metric]
     return None if pd.isna(value) else float(value)
+
+
+def _interval_text(low: float | None, high: float | None, spec: str = ".2f") -> str:
+    if low is None or high is None:
+        return ""
+    return f"[{format(low, spec)}, {format(high, spec)}]"
 
 
 def _bold_best(
@@ -109,6 +150,94 @@ def _bold_best(
     return bold
 
 
+def per_instance_column(metric: str) -> str:
+    """The per-instance column behind a summary metric: `mIoU@10` is the mean of `IoU@10`."""
+    return metric[1:] if metric.startswith("mIoU@") else metric
+
+
+@dataclass(frozen=True)
+class BestTest:
+    """The bold best of one column against the runner-up, on the instances both evaluated."""
+
+    best: str
+    runner_up: str
+    comparison: stats.PairedComparison
+
+    @property
+    def significant(self) -> bool:
+        return self.comparison.significant()
+
+
+def best_vs_runner_up(
+    candidates: dict[str, float],
+    per_instance: dict[str, pd.DataFrame],
+    dataset: str,
+    metric: str,
+    lower: bool,
+) -> BestTest | None:
+    """Paired test of the single best run against the next one (None: a tie for best, fewer
+    than two runs, or no shared instance)."""
+    if len(candidates) < 2:
+        return None
+    ranked = sorted(candidates, key=lambda lb: candidates[lb] if lower else -candidates[lb])
+    best, runner_up = ranked[0], ranked[1]
+    if round(candidates[best], 2) == round(candidates[runner_up], 2):
+        return None  # a tie: both bold, nothing to mark
+    comparison = _paired_on_shared(per_instance, best, runner_up, dataset, metric)
+    if comparison is None:
+        return None
+    return BestTest(best, runner_up, comparison)
+
+
+def _published_only_rows(
+    paper_table: int, datasets: list[str], metric_names: tuple[str, ...], shown: set[str], pick
+) -> list[tuple[str, str, dict[tuple[str, str], tuple[float, str]]]]:
+    """(reference, row label, {(dataset, metric): (value, source)}) for the paper's methods that
+    no run stands for, in the paper's row order; `pick(reference)` selects them."""
+    from bench.reports.reference import published_paper_rows
+
+    rows = published_paper_rows(paper_table, exclude_references=shown)
+    rows = rows[rows["dataset"].isin(datasets) & rows["metric"].isin(metric_names)]
+    out = []
+    for reference, group in rows.groupby("reference", sort=False):
+        if not pick(str(reference)):
+            continue
+        first = group.iloc[0]
+        backbone = "" if pd.isna(first["backbone"]) else f" {first['backbone']}"
+        train = "" if pd.isna(first["train_set"]) else f", {first['train_set']}"
+        label = f"{first['method']}{backbone} ({reference}{train}): published only"
+        cells = {
+            (str(r["dataset"]), str(r["metric"])): (float(r["value"]), str(r["source"]))
+            for _, r in group.iterrows()
+        }
+        out.append((str(reference), label, cells))
+    return out
+
+
+def published_selector(selection: Sequence[str] | str | None):
+    """`None`/`none`: no published-only rows; `all`; or reference keys / architectures
+    (`simpleclick-vit-h/sbd`, `focalclick-segformer-b0`)."""
+    if selection is None:
+        return lambda ref: False
+    items = [selection] if isinstance(selection, str) else list(selection)
+    items = [i.strip() for i in items if i and i.strip()]
+    if not items or items == ["none"]:
+        return lambda ref: False
+    if "all" in items:
+        return lambda ref: True
+    from bench.reports.reference import architecture, known_references
+
+    known = set(known_references())
+    unknown = [i for i in items if i not in known and i not in {architecture(k) for k in known}]
+    if unknown:
+        raise ValueError(
+            f"--published {', '.join(unknown)}: no published result under that key; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    wanted = set(items)
+    return lambda ref: ref in wanted or architecture(ref) in wanted
+
+
 def _metric_table(
     runs: list[Run],
     summaries: dict[str, pd.DataFrame],
@@ -120,6 +249,9 @@ def _metric_table(
     title: str,
     scale: float,
     lower_is_better: bool,
+    per_instance: dict[str, pd.DataFrame] | None = None,
+    paper_table: int | None = None,
+    published: Sequence[str] | str | None = None,
 ) -> ReportTable:
     columns = pd.MultiIndex.from_arrays(
         [
@@ -136,24 +268,40 @@ def _metric_table(
         runs = []  # nothing of this table was evaluated: an empty table
     values: list[list[float | None]] = []
     texts: list[list[str]] = []
+    cis: list[list[str]] = []
     tips: list[list[str]] = []
     rows: list[RowStyle] = []
     eligible: list[bool] = []
+    run_of_row: list[str | None] = []
     records = []
     for run in runs:
         summary = summaries[run.label]
         label = run.label + (FLAG_MARK if flags.run_flagged(run.label) else "")
         measured = [_value(summary, d, m) for d, m in column_keys]
         measured = [None if v is None else v * scale for v in measured]
-        published = [published_metric(run.reference, d, m) for d, m in column_keys]
-        if all(v is None for v in measured) and all(p is None for p in published):
+        bounds = [
+            (_value(summary, d, f"{m}_lo"), _value(summary, d, f"{m}_hi")) for d, m in column_keys
+        ]
+        bounds = [
+            (None, None) if lo is None or hi is None else (lo * scale, hi * scale)
+            for lo, hi in bounds
+        ]
+        published_values = [published_metric(run.reference, d, m) for d, m in column_keys]
+        if all(v is None for v in measured) and all(p is None for p in published_values):
             continue  # the run did not evaluate any dataset of this table
         values.append(measured)
         texts.append([_fmt(v) for v in measured])
+        cis.append(
+            [
+                _interval_text(lo, hi) if v is not None else ""
+                for v, (lo, hi) in zip(measured, bounds)
+            ]
+        )
         tips.append([""] * len(column_keys))
         rows.append(RowStyle(label, "measured"))
         eligible.append(not flags.run_flagged(run.label))
-        for (d, m), v, p in zip(column_keys, measured, published):
+        run_of_row.append(run.label)
+        for (d, m), v, (lo, hi), p in zip(column_keys, measured, bounds, published_values):
             instances = _value(summary, d, "instances")
             if v is None and p is None and instances is None:
                 continue
@@ -167,35 +315,105 @@ def _metric_table(
                     "instances": None if instances is None else int(instances),
                     "metric": m,
                     "value": v,
+                    "ci_low": lo,
+                    "ci_high": hi,
                     "published": None if p is None else p.value,
                     "difference": None if (p is None or v is None) else v - p.value,
                     "published_source": "" if p is None else p.source,
                     "flags": "; ".join(flags.runs.get(run.label, []) + flags.datasets.get(d, [])),
                 }
             )
-        if any(p is not None for p in published):
-            values.append([None if p is None else p.value for p in published])
-            texts.append(["" if p is None else _fmt(p.value) for p in published])
-            tips.append(["" if p is None else p.source for p in published])
+        if any(p is not None for p in published_values):
+            values.append([None if p is None else p.value for p in published_values])
+            texts.append(["" if p is None else _fmt(p.value) for p in published_values])
+            cis.append([""] * len(column_keys))
+            tips.append(["" if p is None else p.source for p in published_values])
             rows.append(RowStyle(f"published ({run.reference})", "published"))
             eligible.append(False)
+            run_of_row.append(None)
             diffs = [
                 None if (p is None or v is None) else v - p.value
-                for v, p in zip(measured, published)
+                for v, p in zip(measured, published_values)
             ]
             values.append(diffs)
             texts.append(["" if d is None else _fmt(d, "+.2f") for d in diffs])
+            cis.append([""] * len(column_keys))
             tips.append(["difference: this run minus published"] * len(diffs))
             rows.append(RowStyle("difference", "difference"))
             eligible.append(False)
+            run_of_row.append(None)
+    n_published_only = 0
+    if paper_table is not None and column_keys:
+        shown = {r.reference for r in runs if r.reference}
+        for reference, label, cells in _published_only_rows(
+            paper_table, datasets, metric_names, shown, published_selector(published)
+        ):
+            row_cells = [cells.get(k) for k in column_keys]
+            values.append([None if c is None else c[0] for c in row_cells])
+            texts.append(["" if c is None else _fmt(c[0]) for c in row_cells])
+            cis.append([""] * len(column_keys))
+            tips.append(["" if c is None else c[1] for c in row_cells])
+            rows.append(RowStyle(label, "published"))
+            eligible.append(False)
+            run_of_row.append(None)
+            n_published_only += 1
+            for (d, m), c in zip(column_keys, row_cells):
+                if c is not None:
+                    records.append(
+                        {
+                            "method": label,
+                            "reference": reference,
+                            "dataset": d,
+                            "metric": m,
+                            "published": c[0],
+                            "published_source": c[1],
+                        }
+                    )
     bold = _bold_best(values, [r.kind for r in rows], eligible, lower_is_better)
     # A column whose runs saw different samples is not ranked.
     for col, (d, _) in enumerate(column_keys):
         if flags.dataset_flagged(d):
             for row in bold:
                 row[col] = False
+    marks = [[""] * len(column_keys) for _ in rows]
+    tests: dict[tuple[str, str], BestTest] = {}
+    if per_instance is not None:
+        for col, (d, m) in enumerate(column_keys):
+            if not any(row[col] for row in bold):
+                continue
+            candidates = {
+                run_of_row[i]: values[i][col]
+                for i in range(len(rows))
+                if rows[i].kind == "measured" and eligible[i] and values[i][col] is not None
+            }
+            candidates = {lb: v for lb, v in candidates.items() if lb is not None}
+            test = best_vs_runner_up(candidates, per_instance, d, m, lower_is_better)
+            if test is None:
+                continue
+            tests[(d, m)] = test
+            if test.significant:
+                marks[run_of_row.index(test.best)][col] = SIGNIFICANT_MARK
+    for record in records:
+        test = tests.get((record["dataset"], record["metric"]))
+        if test is not None and record["method"] == test.best:
+            record["runner_up"] = test.runner_up
+            record["difference_vs_runner_up"] = test.comparison.difference * scale
+            record["p_vs_runner_up"] = test.comparison.p_value
+            record["significant_vs_runner_up"] = test.significant
     index = pd.Index([r.label for r in rows])
+    data = pd.DataFrame.from_records(records)
+    if "instances" in data:
+        data["instances"] = data["instances"].astype("Int64")
     notes = _flag_notes(runs, flags, datasets)
+    if any(any(c) for c in cis):
+        notes.append(CI_NOTE)
+    if any(any(row) for row in bold):
+        notes.append(SIGNIFICANCE_NOTE)
+    if n_published_only:
+        notes.append(
+            'Rows marked "published only" are the paper\'s numbers for methods no run here '
+            "stands for (hover for the source); they are not ranked."
+        )
     return ReportTable(
         key=key,
         title=title,
@@ -203,8 +421,10 @@ def _metric_table(
         bold=pd.DataFrame(bold, index=index, columns=columns),
         titles=pd.DataFrame(tips, index=index, columns=columns),
         rows=tuple(rows),
-        data=pd.DataFrame.from_records(records),
+        data=data,
         notes=tuple(notes),
+        intervals=pd.DataFrame(cis, index=index, columns=columns),
+        marks=pd.DataFrame(marks, index=index, columns=columns),
     )
 
 
@@ -219,10 +439,18 @@ def _flag_notes(runs: list[Run], flags: Flags, datasets: list[str]) -> list[str]
     return notes
 
 
-def noc_table(runs: list[Run], summaries: dict[str, pd.DataFrame], flags: Flags) -> ReportTable:
-    """Table 2: NoC@85/90 per dataset and method, beside the published values."""
+def noc_table(
+    runs: list[Run],
+    summaries: dict[str, pd.DataFrame],
+    flags: Flags,
+    per_instance: dict[str, pd.DataFrame] | None = None,
+    published: Sequence[str] | str | None = None,
+) -> ReportTable:
+    """Table 2: NoC@85/90 per dataset and method with 95% CIs, beside the published values;
+    `published` adds the paper's other methods as published-only rows
+    (`published_selector`)."""
     datasets = ordered_datasets(summaries, lambda d: not is_medical(d))
-    table = _metric_table(
+    return _metric_table(
         runs,
         summaries,
         flags,
@@ -232,12 +460,20 @@ def noc_table(runs: list[Run], summaries: dict[str, pd.DataFrame], flags: Flags)
         title="Table 2. NoC@85 / NoC@90 (lower is better; best comparable run in bold)",
         scale=1.0,
         lower_is_better=True,
+        per_instance=per_instance,
+        paper_table=2,
+        published=published,
     )
-    return table
 
 
-def medical_table(runs: list[Run], summaries: dict[str, pd.DataFrame], flags: Flags) -> ReportTable:
-    """Table 3: mIoU@10 / mIoU@20 (percent) on the medical datasets."""
+def medical_table(
+    runs: list[Run],
+    summaries: dict[str, pd.DataFrame],
+    flags: Flags,
+    per_instance: dict[str, pd.DataFrame] | None = None,
+    published: Sequence[str] | str | None = None,
+) -> ReportTable:
+    """Table 3: mIoU@10 / mIoU@20 (percent) on the medical datasets, with 95% CIs."""
     datasets = ordered_datasets(summaries, is_medical)
     return _metric_table(
         runs,
@@ -249,6 +485,169 @@ def medical_table(runs: list[Run], summaries: dict[str, pd.DataFrame], flags: Fl
         title="Table 3. mIoU@10 / mIoU@20 in % on medical images (higher is better)",
         scale=100.0,
         lower_is_better=False,
+        per_instance=per_instance,
+        paper_table=3,
+        published=published,
+    )
+
+
+def _method_groups(runs: list[Run]) -> dict[str, list[Run]]:
+    """Runs of one method (model, options, checkpoint) and one protocol apart from the click
+    model, keyed by a display name unique in the report."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        protocol = {
+            k: v for k, v in comparable_protocol(run.protocol).items() if k != "click_model"
+        }
+        key = run.method_key + repr(sorted(protocol.items(), key=str))
+        groups.setdefault(key, []).append(run)
+    short = [short_model_name(members[0].model_name) for members in groups.values()]
+    names: dict[str, list[Run]] = {}
+    for name, members in zip(short, groups.values()):
+        if short.count(name) > 1:
+            options = members[0].model.get("options") or {}
+            if options:
+                name += " (" + ", ".join(f"{k}={v}" for k, v in sorted(options.items())) + ")"
+        n = sum(1 for existing in names if existing.split(" #", 1)[0] == name)
+        names[name if n == 0 else f"{name} #{n + 1}"] = members
+    return names
+
+
+def robustness_table(
+    runs: list[Run],
+    summaries: dict[str, pd.DataFrame],
+    flags: Flags,
+    per_instance: dict[str, pd.DataFrame],
+) -> ReportTable:
+    """NoC@90 of each method and dataset under every click model among the runs, and the change
+    from the official clicker on the instances both runs evaluated (paired). Empty when every
+    run used one click model."""
+    click_models = list(dict.fromkeys(r.click_model for r in runs))
+    if OFFICIAL_CLICK_MODEL in click_models:
+        click_models.remove(OFFICIAL_CLICK_MODEL)
+        click_models.insert(0, OFFICIAL_CLICK_MODEL)
+    datasets = ordered_datasets(summaries, lambda d: True) if len(click_models) > 1 else []
+    delta = f"Δ vs {OFFICIAL_CLICK_MODEL}"
+    columns = pd.MultiIndex.from_arrays(
+        [
+            [d + (FLAG_MARK if flags.dataset_flagged(d) else "") for d in datasets for _ in (0, 1)],
+            [c for _ in datasets for c in (ROBUSTNESS_METRIC, delta)],
+        ]
+    )
+    texts, cis, marks, tips, rows, records = [], [], [], [], [], []
+    no_official = []
+    for name, members in _method_groups(runs).items() if datasets else []:
+        members = sorted(members, key=lambda r: click_models.index(r.click_model))
+        official = next((r for r in members if r.click_model == OFFICIAL_CLICK_MODEL), None)
+        if official is None:
+            no_official.append(name)
+        for run in members:
+            flagged = bool(flags.problems_besides_click_model(run.label))
+            label = f"{name} · {run.click_model}" + (FLAG_MARK if flagged else "")
+            if sum(r.click_model == run.click_model for r in members) > 1:
+                label += f" ({run.path.name})"
+            row_text, row_ci, row_mark, row_tip = [], [], [], []
+            summary = summaries[run.label]
+            for d in datasets:
+                value = _value(summary, d, ROBUSTNESS_METRIC)
+                low = _value(summary, d, f"{ROBUSTNESS_METRIC}_lo")
+                high = _value(summary, d, f"{ROBUSTNESS_METRIC}_hi")
+                row_text.append(_fmt(value))
+                row_ci.append(_interval_text(low, high) if value is not None else "")
+                row_mark.append("")
+                row_tip.append(f"{run.label}: {run.path}")
+                record = {
+                    "method": name,
+                    "click_model": run.click_model,
+                    "run": str(run.path),
+                    "dataset": d,
+                    "instances": None
+                    if _value(summary, d, "instances") is None
+                    else int(_value(summary, d, "instances")),
+                    "metric": ROBUSTNESS_METRIC,
+                    "value": value,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+                comparison = None
+                if official is not None and run is not official and value is not None:
+                    comparison = _paired_on_shared(
+                        per_instance, run.label, official.label, d, ROBUSTNESS_METRIC
+                    )
+                if comparison is None:
+                    row_text.append("" if run is official else MISSING)
+                    row_ci.append("")
+                    row_mark.append("")
+                    row_tip.append("")
+                else:
+                    row_text.append(_fmt(comparison.difference, "+.2f"))
+                    row_ci.append(_interval_text(comparison.low, comparison.high, "+.2f"))
+                    row_mark.append(SIGNIFICANT_MARK if comparison.significant() else "")
+                    row_tip.append(
+                        f"{comparison.n} shared instances; Wilcoxon p = "
+                        f"{stats.format_p(comparison.p_value)}"
+                    )
+                    record.update(
+                        {
+                            "delta_vs_official": comparison.difference,
+                            "delta_ci_low": comparison.low,
+                            "delta_ci_high": comparison.high,
+                            "delta_instances": comparison.n,
+                            "delta_p_value": comparison.p_value,
+                        }
+                    )
+                records.append(record)
+            texts.append(row_text)
+            cis.append(row_ci)
+            marks.append(row_mark)
+            tips.append(row_tip)
+            rows.append(RowStyle(label, "measured"))
+    index = pd.Index([r.label for r in rows])
+    notes = []
+    if rows:
+        notes = [
+            f"{delta}: {ROBUSTNESS_METRIC} under the row's click model minus under "
+            f"{OFFICIAL_CLICK_MODEL} for the same method, on the instances both runs evaluated "
+            f"(mean paired difference, its CI by the paired bootstrap); {SIGNIFICANT_MARK}: "
+            f"p < {stats.ALPHA}, {stats.PAIRED_TEST}. Positive: more clicks for this user.",
+            CI_NOTE,
+        ]
+        if no_official:
+            notes.append(
+                "No official-clicker run for: " + ", ".join(no_official) + f" ({delta} needs one)."
+            )
+        for run in runs:
+            for problem in flags.problems_besides_click_model(run.label):
+                notes.append(f"{FLAG_MARK} {run.label}: {problem}.")
+    return ReportTable(
+        key="robustness-click-models",
+        title=f"Robustness. {ROBUSTNESS_METRIC} under each click model (lower is better)",
+        display=pd.DataFrame(texts, index=index, columns=columns),
+        bold=pd.DataFrame(False, index=index, columns=columns),
+        titles=pd.DataFrame(tips, index=index, columns=columns),
+        rows=tuple(rows),
+        data=pd.DataFrame.from_records(records),
+        notes=tuple(notes),
+        intervals=pd.DataFrame(cis, index=index, columns=columns),
+        marks=pd.DataFrame(marks, index=index, columns=columns),
+    )
+
+
+def _paired_on_shared(
+    per_instance: dict[str, pd.DataFrame], a: str, b: str, dataset: str, metric: str
+) -> stats.PairedComparison | None:
+    """Run a minus run b on their shared instances of `dataset` (None: none shared)."""
+    values = []
+    for label in (a, b):
+        frame = per_instance.get(label)
+        if frame is None or dataset not in frame.index.get_level_values("dataset"):
+            return None
+        values.append(frame.loc[dataset][per_instance_column(metric)].dropna())
+    shared = values[0].index.intersection(values[1].index)
+    if shared.empty:
+        return None
+    return stats.paired_comparison(
+        values[0].loc[shared].to_numpy(), values[1].loc[shared].to_numpy()
     )
 
 

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 from click.testing import CliRunner
 
 from bench.cli import main as bench_main
@@ -63,6 +64,30 @@ def runs(tmp_path_factory, data_root) -> dict[str, Path]:
             "--reference",
             "ritm-hrnet18s/cocolvis",
         ),
+        # Eight GrabCut instances: a wide reveal disk beats the default on every one (a
+        # significant paired test), and the wide one again under a random simulated user.
+        **{
+            key: bench_run(
+                root / key,
+                "--model",
+                PLUGIN,
+                "--datasets",
+                "grabcut",
+                "--data-root",
+                str(data_root),
+                "--limit",
+                "8",
+                *extra,
+            )
+            for key, extra in (
+                ("g8", ()),
+                ("g8_wide", ("--model-option", "radius_div=4")),
+                (
+                    "g8_wide_rie",
+                    ("--model-option", "radius_div=4", "--click-model", "random-in-error"),
+                ),
+            )
+        },
     }
 
 
@@ -73,11 +98,12 @@ def report(runs, tmp_path_factory):
 
 
 class TableCells(HTMLParser):
-    """Rows of one <table id=...> as (row class, [(cell text, cell class), ...])."""
+    """Rows of one <table id=...> as (row class, [(text, class, title, ci, mark), ...]): the
+    cell's value, its `<span class="ci">` interval and `<sup class="sig">` mark apart."""
 
     def __init__(self, table_id: str):
         super().__init__()
-        self.table_id, self.inside, self.rows, self.cell = table_id, False, [], None
+        self.table_id, self.inside, self.rows, self.cell, self.part = table_id, False, [], None, 0
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -86,7 +112,9 @@ class TableCells(HTMLParser):
         elif self.inside and tag == "tr":
             self.rows.append((attrs.get("class", ""), []))
         elif self.inside and tag in ("td", "th"):
-            self.cell = ["", attrs.get("class", ""), attrs.get("title", "")]
+            self.cell, self.part = ["", attrs.get("class", ""), attrs.get("title", ""), "", ""], 0
+        elif self.cell is not None and tag in ("span", "sup"):
+            self.part = {"ci": 3, "sig": 4}.get(attrs.get("class", ""), 0)
 
     def handle_endtag(self, tag):
         if tag == "table":
@@ -94,26 +122,45 @@ class TableCells(HTMLParser):
         elif self.inside and tag in ("td", "th") and self.cell is not None:
             self.rows[-1][1].append(tuple(self.cell))
             self.cell = None
+        elif tag in ("span", "sup"):
+            self.part = 0
 
     def handle_data(self, data):
         if self.cell is not None:
-            self.cell[0] += data
+            self.cell[self.part] += data
 
 
-def html_rows(html: str, table_id: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
+def html_rows(html: str, table_id: str) -> list[tuple[str, list[tuple[str, str, str, str, str]]]]:
     parser = TableCells(table_id)
     parser.feed(html)
     return [r for r in parser.rows if r[0] in ("measured", "published", "difference")]
 
 
-def expected_noc(traj: pd.DataFrame, threshold: float, max_clicks: int) -> float:
-    """Mean clicks to reach the threshold (max_clicks when never reached), in float32."""
-    counts = []
-    for _, group in traj.groupby("sample_id", sort=False):
+def expected_nocs(traj: pd.DataFrame, threshold: float, max_clicks: int) -> dict[str, int]:
+    """Clicks to reach the threshold (max_clicks when never reached, float32) per sample id."""
+    counts = {}
+    for sample_id, group in traj.groupby("sample_id", sort=False):
         ious = group.sort_values("click")["iou"].to_numpy(np.float32)
         hit = np.flatnonzero(ious >= np.float32(threshold))
-        counts.append(hit[0] + 1 if hit.size else max_clicks)
-    return float(np.mean(counts))
+        counts[str(sample_id)] = int(hit[0] + 1 if hit.size else max_clicks)
+    return counts
+
+
+def expected_noc(traj: pd.DataFrame, threshold: float, max_clicks: int) -> float:
+    return float(np.mean(list(expected_nocs(traj, threshold, max_clicks).values())))
+
+
+def expected_ci(values) -> str:
+    """The documented method, straight from scipy: 95% percentile bootstrap, 10,000
+    resamples, generator seeded with 0."""
+    ci = scipy.stats.bootstrap(
+        (np.asarray(values, dtype=np.float64),),
+        np.mean,
+        n_resamples=10_000,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    ).confidence_interval
+    return f"[{ci.low:.2f}, {ci.high:.2f}]"
 
 
 def test_noc_table_holds_the_trajectories_numbers(runs, report):
@@ -130,6 +177,11 @@ def test_noc_table_holds_the_trajectories_numbers(runs, report):
             assert got["value"].item() == pytest.approx(expected, abs=1e-12)
             assert got["instances"].item() == 2
             assert rows[method][position][0] == f"{expected:.2f}"
+            per_instance = list(expected_nocs(traj, thr, MAX_CLICKS).values())
+            assert rows[method][position][3] == expected_ci(per_instance)
+            assert f"[{got['ci_low'].item():.2f}, {got['ci_high'].item():.2f}]" == expected_ci(
+                per_instance
+            )
     # The two methods really differ, so the comparison below means something.
     values = csv[csv["metric"] == "NoC@90"]["value"].to_numpy()
     assert values[0] != values[1]
@@ -145,7 +197,73 @@ def test_best_value_of_each_column_is_bold(report):
         best = min(values)
         for row, value in zip(rows, values):
             assert (row[col][1] == "best") == (value == best)
-        assert f"\\textbf{{{best:.2f}}}" in latex
+            # Two instances can never make a paired test significant: bold, but no mark.
+            assert row[col][4] == ""
+        assert f"\\textbf{{{best:.2f}}} " in latex
+    csv = pd.read_csv(report.files["table2-noc"]["csv"])
+    tested = csv.dropna(subset=["p_vs_runner_up"])
+    assert len(tested) == 2 and not tested["significant_vs_runner_up"].any()
+    assert (tested["p_vs_runner_up"] >= 0.05).all()
+    assert "not distinguishable from the runner-up" in html
+
+
+def test_cis_significance_mark_and_robustness_table(runs, tmp_path):
+    out = build_report(
+        [runs["g8"], runs["g8_wide"], runs["g8_wide_rie"]], tmp_path / "r.html", hist_clicks=(1,)
+    )
+    html = out.html.read_text()
+    labels = [r.label for r in out.tables["noc"].rows]
+    plain, wide, rie = (
+        next(lb for lb in labels if lb.rstrip("†").endswith(f"({key})"))
+        for key in ("g8", "g8_wide", "g8_wide_rie")
+    )
+    # The run under another click model is flagged in Table 2, never ranked there.
+    assert rie.endswith("†") and not plain.endswith("†") and not wide.endswith("†")
+    assert "click model random-in-error (seed 0)" in html
+    rows = {cells[0][0]: cells[1:] for _, cells in html_rows(html, "table2-noc")}
+    per = {
+        key: {
+            metric: expected_nocs(read_trajectories(runs[key]), thr, MAX_CLICKS)
+            for metric, thr in THRESHOLDS.items()
+        }
+        for key in ("g8", "g8_wide", "g8_wide_rie")
+    }
+    csv = pd.read_csv(out.files["table2-noc"]["csv"])
+    for position, metric in enumerate(THRESHOLDS):
+        for key, label in (("g8", plain), ("g8_wide", wide), ("g8_wide_rie", rie)):
+            assert rows[label][position][3] == expected_ci(list(per[key][metric].values()))
+        # The wide disk is better on every instance: bold and significant (exact Wilcoxon,
+        # n = 8, all differences one way: p = 2 / 2^8).
+        differences = [per["g8_wide"][metric][s] - per["g8"][metric][s] for s in per["g8"][metric]]
+        assert all(d < 0 for d in differences)
+        p = scipy.stats.wilcoxon(differences).pvalue
+        assert p < 0.01
+        assert rows[wide][position][1] == "best" and rows[wide][position][4] == "*"
+        assert rows[plain][position][1] == "" and rows[rie][position][1] == ""
+        best = csv[(csv["method"] == wide.rstrip("†")) & (csv["metric"] == metric)]
+        assert best["p_vs_runner_up"].item() == pytest.approx(p)
+        assert best["significant_vs_runner_up"].item()
+        assert best["difference_vs_runner_up"].item() == pytest.approx(np.mean(differences))
+    latex = out.files["table2-noc"]["tex"].read_text()
+    assert f"\\textbf{{{rows[wide][1][0]}}}$^{{*}}$" in latex
+
+    robust = {cells[0][0]: cells[1:] for _, cells in html_rows(html, "robustness-click-models")}
+    assert list(robust) == [
+        "shifted_reveal.py:make_predictor · official",
+        "shifted_reveal.py:make_predictor (radius_div=4) · official",
+        "shifted_reveal.py:make_predictor (radius_div=4) · random-in-error (seed 0)",
+    ]
+    noc90 = {key: per[key]["NoC@90"] for key in per}
+    for label, key in zip(robust, ("g8", "g8_wide", "g8_wide_rie")):
+        assert robust[label][0][0] == f"{np.mean(list(noc90[key].values())):.2f}"
+        assert robust[label][0][3] == expected_ci(list(noc90[key].values()))
+    change = [noc90["g8_wide_rie"][s] - noc90["g8_wide"][s] for s in noc90["g8_wide"]]
+    assert any(change)  # the random user really changes something here
+    delta = robust["shifted_reveal.py:make_predictor (radius_div=4) · random-in-error (seed 0)"]
+    assert delta[1][0] == f"{np.mean(change):+.2f}"
+    assert delta[1][4] == ("*" if scipy.stats.wilcoxon(change).pvalue < 0.05 else "")
+    assert robust["shifted_reveal.py:make_predictor · official"][1][0] == ""
+    assert "Δ vs official" in html
 
 
 def test_runs_with_another_protocol_are_flagged_not_ranked(runs, tmp_path):

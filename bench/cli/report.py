@@ -43,12 +43,20 @@ def _parse_clicks(text: str) -> tuple[int, ...]:
     help="Dataset folder for the qualitative panels (default: the root each run recorded).",
 )
 @click.option("--title", default="Interactive segmentation benchmark report", show_default=True)
+@click.option(
+    "--published",
+    default="none",
+    show_default=True,
+    help="The paper's other methods as published-only rows of Tables 2/3 and points in "
+    "Figure 1: none, all, or comma-separated keys (simpleclick-vit-h/sbd) or architectures.",
+)
 def report_command(
     run_dirs: tuple[Path, ...],
     output: Path,
     hist_clicks: str,
     data_root: Path | None,
     title: str,
+    published: str,
 ) -> None:
     """Render one self-contained HTML report from the RUN_DIRs written by `bench run`."""
     from bench.reports.build import build_report
@@ -56,7 +64,12 @@ def report_command(
 
     try:
         result = build_report(
-            run_dirs, output, _parse_clicks(hist_clicks), data_root=data_root, title=title
+            run_dirs,
+            output,
+            _parse_clicks(hist_clicks),
+            data_root=data_root,
+            title=title,
+            published=[p for p in published.split(",") if p.strip()],
         )
     except (RunFolderError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
