@@ -7,6 +7,8 @@ Fixtures are copies of real GrabCut files with one defect each.
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from bench.cli import main as bench_main
 from bench.cli.datasets import datasets as datasets_cli
 from bench.datasets import list_samples
 from bench.sample import SampleError
@@ -79,6 +82,24 @@ def test_resaved_mask_is_a_warning_with_the_threshold_counts(grabcut_copy: Path)
     (ref,) = [r for r in list_samples("grabcut", grabcut_copy) if r.id == MASK]
     (sample,) = ref.load()
     assert sample.warnings == tuple(_lines(result.output, "WARN"))
+
+
+def test_bench_run_records_the_warning_verify_prints(grabcut_copy: Path, tmp_path: Path, caplog):
+    mask_path = grabcut_copy / "GrabCut" / "boundary_GT" / f"{MASK}.bmp"
+    _resave_with_noise(mask_path)
+    (warning,) = _lines(_verify(grabcut_copy).output, "WARN")
+    out = tmp_path / "run"
+    args = ["run", "--model", "grabcut-opencv", "--datasets", "grabcut", "--data-root"]
+    args += [str(grabcut_copy), "--limit", "1", "--max-clicks", "2", "--out", str(out)]
+    with caplog.at_level(logging.WARNING, logger="bench"):
+        result = CliRunner().invoke(bench_main, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete"  # evaluated, as the official loader does
+    (recorded,) = manifest["warnings"]
+    assert recorded["sample_id"] == MASK
+    assert f"{recorded['path']}: {recorded['problem']}" == warning
+    assert any(warning in message for message in caplog.messages)
 
 
 def test_blurred_mask_changes_the_annotations_and_says_so(grabcut_copy: Path):

@@ -72,9 +72,21 @@ def summary_command(run_dir: Path, nof_rule: str) -> None:
     from bench.store import SUMMARY, read_trajectories
 
     manifest_path = run_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        trajectories = read_trajectories(run_dir)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{manifest_path}: not valid JSON ({exc})") from None
+    except (FileNotFoundError, ValueError) as exc:  # no run here, or a corrupt journal line
+        raise click.ClickException(str(exc)) from None
     max_clicks = manifest.get("protocol", {}).get("max_clicks", 20)
-    table = summarize_with_intervals(read_trajectories(run_dir), max_clicks, nof_rule=nof_rule)
+    table = summarize_with_intervals(trajectories, max_clicks, nof_rule=nof_rule)
     table.to_csv(run_dir / SUMMARY)
     print_summary(table, manifest)
+    status = manifest.get("status")
+    if status is not None and not str(status).startswith("complete"):
+        click.echo(
+            f"note: run status is {status!r}: these numbers cover its finished entries only",
+            err=True,
+        )
     click.echo(f"wrote {run_dir / SUMMARY}")

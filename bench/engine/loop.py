@@ -82,6 +82,15 @@ def _entry_error(ref: SampleRef, exc: BaseException) -> dict[str, str]:
     return {"path": path, "problem": f"{type(exc).__name__}: {exc}"}
 
 
+def _warning_item(sample: Sample, text: str, ref: SampleRef) -> dict[str, str]:
+    """A `Sample.warnings` text ("path: what", as `bench datasets verify` prints it) as the
+    journal's {path, problem}, so the log and manifest repeat verify's words exactly."""
+    for path in (sample.mask_path, sample.image_path):
+        if path is not None and text.startswith(f"{path}: "):
+            return {"path": str(path), "problem": text[len(f"{path}: ") :]}
+    return {"path": str(sample.mask_path or sample.image_path or ref.id), "problem": text}
+
+
 def _instance_error(live: _Live, stage: str, exc: BaseException) -> dict[str, str]:
     path = str(live.sample.image_path or live.entry.record.ref_id)
     return {"path": path, "problem": f"{live.sample.id}: {stage}: {type(exc).__name__}: {exc}"}
@@ -120,9 +129,8 @@ class _Engine:
         samples, states = loaded.value
         for sample in samples:
             for text in getattr(sample, "warnings", ()) or ():
-                item = {"path": str(sample.mask_path or sample.image_path or loaded.ref.id)}
-                item["problem"] = f"{sample.id}: {text}"
-                if item not in record.warnings:
+                item = _warning_item(sample, text, loaded.ref)
+                if item not in record.warnings:  # one per file, not per instance of an image
                     record.warnings.append(item)
         if not samples:
             self.on_entry(record)

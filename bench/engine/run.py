@@ -271,8 +271,15 @@ def _evaluate(
         manifest["errors"] = store.errors()
         store.write_manifest(manifest)
         raise
+    except Exception as exc:  # e.g. a full disk: say so in the manifest if it can be written
+        _record_stop(store, manifest, exc)
+        raise
 
-    frame = store.finalize()
+    try:
+        frame = store.finalize()
+    except Exception as exc:
+        _record_stop(store, manifest, exc)
+        raise
     errors = store.errors()
     instances = int(frame.groupby(["dataset", "sample_id"]).ngroups) if len(frame) else 0
     manifest["errors"] = errors
@@ -284,6 +291,17 @@ def _evaluate(
     manifest["skipped"] = len(errors)
     store.write_manifest(manifest)
     return manifest
+
+
+def _record_stop(store: ResultStore, manifest: dict[str, Any], exc: Exception) -> None:
+    """Mark a run stopped by an error as interrupted (resumable, never "complete"); best
+    effort, since the error may be the very disk the manifest lives on."""
+    manifest["status"] = "interrupted"
+    manifest["stopped_by"] = f"{type(exc).__name__}: {exc}"
+    try:
+        store.write_manifest(manifest)
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        log.debug("could not record the stop in the manifest", exc_info=True)
 
 
 def _run_dataset(

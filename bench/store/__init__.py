@@ -124,7 +124,6 @@ class ResultStore:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal_path = self.run_dir / JOURNAL
         self._lock_fh: Any = None
-        _repair_torn_tail(self.journal_path)
 
     # --- one writer at a time ---------------------------------------------------------------
     def lock(self) -> None:
@@ -150,6 +149,9 @@ class ResultStore:
         fh.write(f"{os.getpid()}\n")
         fh.flush()
         self._lock_fh = fh
+        # Only the writer repairs: a reader (report, summary) or a refused second run must
+        # never cut a line that the lock holder is still writing.
+        _repair_torn_tail(self.journal_path)
 
     def unlock(self) -> None:
         if self._lock_fh is not None:
@@ -183,13 +185,16 @@ class ResultStore:
     def entries(self) -> Iterator[dict[str, Any]]:
         """Journal entries in file order; a corrupt line is an error naming its number.
 
-        Only the last line can be torn by a crash (and is cut on open); damage anywhere else
-        means the file was edited or the disk failed, and guessing would lose results silently.
+        Only the last line can be torn by a crash (the writer cuts it when it takes the lock;
+        a reader skips it: it may be a line still being written); damage anywhere else means
+        the file was edited or the disk failed, and guessing would lose results silently.
         """
         if not self.journal_path.exists():
             return
         with self.journal_path.open("rb") as fh:
             for number, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    return  # torn or in-flight last line: not a finished entry
                 if not raw.strip():
                     continue
                 try:
