@@ -102,21 +102,22 @@ class FaultyPredictor:
 
 
 class FaultyBatchPredictor(FaultyPredictor):
-    """The same faults through `open_instance` / `predict_batch`."""
+    """The same faults through `open_instance` / `predict_batch`; each handle holds its own
+    clean predictor, so instances sharing a call keep separate states."""
 
     def open_instance(self, sample):
         self._begin(sample)
-        return (sample.id, self.clean.open_instance(sample))
+        clean = ShiftedRevealPredictor()
+        clean.start(sample)
+        return (sample.id, clean)
 
     def predict_batch(self, requests):
         if self.fault == "raise":  # before any handle changes, as the interface requires
             for (sample_id, _), clicks in requests:
                 self._break(np.zeros((1, 1)), sample_id, clicks)
-        handles = [(handle, clicks) for (_, handle), clicks in requests]
-        probs = self.clean.predict_batch(handles)
         return [
-            self._break(prob, sample_id, clicks)
-            for ((sample_id, _), clicks), prob in zip(requests, probs)
+            self._break(clean.predict(clicks), sample_id, clicks)
+            for (sample_id, clean), clicks in requests
         ]
 
 
