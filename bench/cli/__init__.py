@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import sys
 
@@ -40,6 +41,9 @@ def models_list() -> None:
             click.echo(f"{'':24s} checkpoints: {', '.join(spec.checkpoint_files)}")
         if spec.download_page:
             click.echo(f"{'':24s} download: {spec.download_page}")
+        needed = spec.extra.get("import_name")
+        if needed and importlib.util.find_spec(needed) is None:
+            click.echo(f"{'':24s} not installed: {spec.extra.get('install', needed)}")
 
 
 class _LazyCommand(click.Command):
