@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.reports.tables import FLAG_MARK, ReportTable
+from bench.reports.tables import CI_NOTE, FLAG_MARK, SIGNIFICANCE_NOTE, ReportTable
 
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",
@@ -21,6 +21,8 @@ _LATEX_SPECIALS = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
 }
 
 
@@ -66,11 +68,16 @@ def to_latex(table: ReportTable) -> str:
     styler = styler.format(escape="latex", subset=[method]).format_index(escape="latex", axis=1)
     if not any(g.strip() for g in display.columns.get_level_values(0)):
         styler = styler.hide(axis="columns", level=0)
+    caption = table.title
+    if any(table.interval(i, j) for i in range(display.shape[0]) for j in range(bold.shape[1])):
+        caption += ". " + CI_NOTE  # the method of the bracketed intervals, as in the HTML note
+    if bold.any():
+        caption += " " + SIGNIFICANCE_NOTE
     latex = styler.to_latex(
         hrules=True,
         multicol_align="c",
         column_format="l" + "r" * (display.shape[1] - 1),
-        caption=table.title.replace("%", r"\%"),
+        caption=latex_escape(caption),
         label=f"tab:{table.key}",
         position_float="centering",
     )
