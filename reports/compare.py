@@ -97,7 +97,7 @@ def _sample_set(run: Run, cli_name: str) -> tuple[str, str, int]:
     return (str(info.get("fingerprint")), _describe(info.get("limit")), int(instances))
 
 
-def _status_problem(status: Any) -> str | None:
+def status_problem(status: Any) -> str | None:
     """`complete` and `complete with N errors` are finished runs (the errors are listed
     separately); anything else (`running`, `failed`, unset) is not."""
     if isinstance(status, str) and (status == "complete" or status.startswith("complete with")):
@@ -116,7 +116,7 @@ def find_flags(runs: list[Run]) -> Flags:
     click_notes: dict[str, str] = {}
     for run in runs:
         notes = []
-        status = _status_problem(run.manifest.get("status"))
+        status = status_problem(run.manifest.get("status"))
         if status:
             notes.append(status)
         mine = protocols[run.label]

@@ -263,6 +263,7 @@ def compare_command(
     import pandas as pd
 
     from bench import stats
+    from bench.reports.compare import status_problem
     from bench.reports.runs import RunFolderError, load_runs
 
     metric_names = _parse_metrics(metric_text)
@@ -291,6 +292,10 @@ def compare_command(
             "(different datasets, or disjoint --limit / shards)"
         )
     warnings = [f"PROTOCOL DIFFERS: {p}" for p in problems]
+    for run in runs:
+        status = status_problem(run.manifest.get("status"))
+        if status:
+            warnings.append(f"{run.label}: {status}; its instances so far are compared")
     for p in pairings:
         if p.shared:
             warnings += _fingerprint_problems(runs, p.dataset)
