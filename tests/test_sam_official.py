@@ -46,6 +46,8 @@ if importlib.util.find_spec("segment_anything") is None or importlib.util.find_s
         allow_module_level=True,
     )
 
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+
 SMALLEST = ("sam-vit-b", "sam2-hiera-t")
 GRABCUT_INDICES = (0, 4, 25)  # 321 x 481, 481 x 321 and 600 x 450 images
 
@@ -158,6 +160,16 @@ def official_predictors():
 
 
 # fixtures ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared CPU, OpenMP stalls make two threads many times slower
+    (bench.profile.clicks); results are the same for both predictors either way."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def samples(data_root: Path) -> list[Sample]:
     refs = list_samples("grabcut", data_root)
@@ -241,11 +253,9 @@ def _random_embedding(name: str, sample: Sample, seed: int) -> tuple[Embedding, 
 def _official_click(theirs, clicks: list[Click], mask_input, multimask: bool):
     points = np.array([[c.x, c.y] for c in clicks])
     labels = np.array([int(c.positive) for c in clicks])
-    logits, scores, low_res = theirs.predict(
+    return theirs.predict(
         points, labels, mask_input=mask_input, multimask_output=multimask, return_logits=True
     )
-    binary, _, _ = theirs.predict(points, labels, mask_input=mask_input, multimask_output=multimask)
-    return logits, scores, low_res, binary
 
 
 def _compare_five_clicks(ours, theirs, handle: SamInstance, sample: Sample, multimask_rule: str):
@@ -257,7 +267,7 @@ def _compare_five_clicks(ours, theirs, handle: SamInstance, sample: Sample, mult
         clicks.append(next_click(sample.gt, prediction, [(c.y, c.x) for c in clicks]))
         out = ours.predict_details([(handle, list(clicks))])[0]
         multimask = multimask_rule == "always" or k == 1
-        logits, scores, lows, binary = _official_click(theirs, clicks, low, multimask)
+        logits, scores, lows = _official_click(theirs, clicks, low, multimask)
         index = int(np.argmax(scores)) if multimask else 0
         indices.append(index)
         assert out.index == index
@@ -265,7 +275,6 @@ def _compare_five_clicks(ours, theirs, handle: SamInstance, sample: Sample, mult
         assert np.array_equal(out.iou, scores)
         assert np.array_equal(out.logits, logits[index]), (sample.id, k)
         assert np.array_equal(out.low_res, lows[index])
-        assert np.array_equal(out.logits > 0, binary[index])  # SAM's own threshold
         expected = torch.sigmoid(torch.from_numpy(logits[index])).numpy()
         assert np.array_equal(out.probability, expected)
         low = lows[[index]]
@@ -273,16 +282,18 @@ def _compare_five_clicks(ours, theirs, handle: SamInstance, sample: Sample, mult
     return indices
 
 
-@pytest.mark.parametrize("multimask", ["first", "always"])
-@pytest.mark.parametrize("name", SMALLEST)
+@pytest.mark.parametrize(
+    ("name", "multimask", "images"),
+    [("sam-vit-b", "first", 2), ("sam2-hiera-t", "first", 2), ("sam2-hiera-t", "always", 1)],
+)
 def test_five_clicks_decode_like_the_official_predictor(
-    official_predictors, networks, samples, name, multimask
+    official_predictors, networks, samples, name, multimask, images
 ):
     network = networks[name]
     ours = predictor_for_network(
         VARIANTS[name], network, protocol=PromptProtocol(multimask=multimask)
     )
-    for seed, sample in enumerate(samples):
+    for seed, sample in enumerate(samples[:images]):
         embedding, official_state = _random_embedding(name, sample, seed)
         theirs = _official_predictor(official_predictors, name, network)
         for attribute, value in official_state.items():

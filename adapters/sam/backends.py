@@ -9,12 +9,14 @@ flight) and because their modules import torchvision (`bench.adapters.sam.offici
 tensor the networks see is bit-identical to the official predictors' on the CPU in float32
 (tests/test_sam_official.py).
 
-A decoder call serves several instances where the network allows it: SAM 2's mask decoder takes
-one image embedding per prompt set (`repeat_image=False`, the mode `SAM2Base._forward_sam_heads`
-uses for batches), so the requests with the same number of points and the same mask-input
-presence go in one call. SAM's mask decoder repeats a single image embedding over its prompt
-batch (`MaskDecoder.predict_masks`: `repeat_interleave(image_embeddings, ...)`), and the
-official `Sam.forward` itself loops over images, so SAM decodes one instance per call.
+A decoder call can serve several instances where the network allows it: SAM 2's mask decoder
+takes one image embedding per prompt set (`repeat_image=False`, the mode
+`SAM2Base._forward_sam_heads` uses for batches), so with `batch_decoder` the requests with the
+same number of points and the same mask-input presence go in one call (off by default: batched
+results differ from single ones by float rounding). SAM's mask decoder repeats a single image
+embedding over its prompt batch (`MaskDecoder.predict_masks`: `repeat_interleave(
+image_embeddings, ...)`), and the official `Sam.forward` itself loops over images, so SAM
+decodes one instance per call.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ class Sam2Backend:
     family = "sam2"
 
     def __init__(
-        self, network: Any, device: torch.device, dtype: torch.dtype, batch_decoder: bool = True
+        self, network: Any, device: torch.device, dtype: torch.dtype, batch_decoder: bool = False
     ) -> None:
         self.network = network
         self.device = device
