@@ -19,16 +19,47 @@ tends to stay trapped in its first result: on the first 15 DAVIS instances mIoU@
 treat the baseline as a sanity reference, not a tuned-elsewhere method. The output is
 1.0 on (probable) foreground and 0.0 elsewhere, upsampled to the image with nearest
 neighbour. Images whose longest side exceeds `max_side` are processed downscaled.
+
+GrabCut initialises its colour models with k-means++ (`modules/imgproc/src/grabcut.cpp:
+initGMMs`), which draws from OpenCV's per-thread default RNG (`theRNG()`); left alone, a click's
+result would depend on every GrabCut call the thread made before (the same click gave a mask
+differing in 72 pixels on a second run). Every call therefore starts from the default RNG state
+(`cv2.setRNGSeed(0)`, which OpenCV maps to the state a new thread starts with), so a result
+depends only on the image and the clicks: identical in any order, after a resume, and on any
+worker thread. `predict_batch` runs the instances of one call on a small thread pool (OpenCV
+releases the GIL) with the per-instance state in the handle.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
+from bench.adapters.classical.pool import map_concurrently
 from bench.sample import Click, Sample
+
+RNG_SEED = 0  # OpenCV's RNG(0) is its default state 0xffffffff
+
+
+@dataclass(frozen=True, eq=False)
+class GrabCutInstance:
+    """One image at working resolution and the last prediction (for `carry_previous`)."""
+
+    image: np.ndarray  # BGR uint8, contiguous
+    full_hw: tuple[int, int]
+    scale: float
+    previous: np.ndarray  # bool, working resolution
+
+
+@dataclass(eq=False)
+class GrabCutHandle:
+    """The batched interface's per-instance handle; `instance` is replaced after each call."""
+
+    instance: GrabCutInstance
 
 
 class GrabCutPredictor:
@@ -59,52 +90,76 @@ class GrabCutPredictor:
             "working_resolution": f"longest side <= {self.max_side} px (area downscaling)",
         }
 
-    def start(self, sample: Sample) -> None:
+    def open_instance(self, sample: Sample) -> GrabCutHandle:
         h, w = sample.image.shape[:2]
-        self.full_hw = (h, w)
-        self.scale = min(1.0, self.max_side / max(h, w))
+        scale = min(1.0, self.max_side / max(h, w))
         image = cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR)
-        if self.scale < 1.0:
-            size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        self.image = np.ascontiguousarray(image)
-        self.previous = np.zeros(self.image.shape[:2], dtype=bool)
+        image = np.ascontiguousarray(image)
+        previous = np.zeros(image.shape[:2], dtype=bool)
+        return GrabCutHandle(GrabCutInstance(image, (h, w), scale, previous))
 
-    def _seed(self, clicks: list[Click]) -> np.ndarray:
-        mask = np.full(self.image.shape[:2], cv2.GC_PR_BGD, dtype=np.uint8)
+    def start(self, sample: Sample) -> None:
+        self._handle = self.open_instance(sample)
+
+    def _seed(self, instance: GrabCutInstance, clicks: Sequence[Click]) -> np.ndarray:
+        mask = np.full(instance.image.shape[:2], cv2.GC_PR_BGD, dtype=np.uint8)
+        scale = instance.scale
         if self.carry_previous:
-            mask[self.previous] = cv2.GC_PR_FGD
+            mask[instance.previous] = cv2.GC_PR_FGD
         h, w = mask.shape
-        if not (self.carry_previous and self.previous.any()) and self.prior_frac > 0:
+        if not (self.carry_previous and instance.previous.any()) and self.prior_frac > 0:
             prior = max(self.radius, round(self.prior_frac * min(h, w)))
             for y, x, positive in clicks:
                 if positive:
-                    cy, cx = min(h - 1, int(y * self.scale)), min(w - 1, int(x * self.scale))
+                    cy, cx = min(h - 1, int(y * scale)), min(w - 1, int(x * scale))
                     cv2.circle(mask, (cx, cy), prior, int(cv2.GC_PR_FGD), thickness=-1)
         for wanted in (False, True):
             label = cv2.GC_FGD if wanted else cv2.GC_BGD
             for y, x, positive in clicks:
                 if positive is wanted:
-                    cy = min(h - 1, int(y * self.scale))
-                    cx = min(w - 1, int(x * self.scale))
+                    cy = min(h - 1, int(y * scale))
+                    cx = min(w - 1, int(x * scale))
                     cv2.circle(mask, (cx, cy), self.radius, int(label), thickness=-1)
         return mask
 
-    def predict(self, clicks: list[Click]) -> np.ndarray:
-        mask = self._seed(clicks)
+    def _predict_one(
+        self, instance: GrabCutInstance, clicks: Sequence[Click]
+    ) -> tuple[GrabCutInstance, np.ndarray]:
+        """The next instance state and the probability map; changes nothing it is given."""
+        mask = self._seed(instance, clicks)
         has_fg = np.any((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD))
         has_bg = np.any((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD))
         if has_fg and has_bg:
             bgd = np.zeros((1, 65), np.float64)
             fgd = np.zeros((1, 65), np.float64)
-            cv2.grabCut(self.image, mask, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
+            cv2.setRNGSeed(RNG_SEED)  # this thread's RNG: see the module docstring
+            cv2.grabCut(
+                instance.image, mask, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK
+            )
         fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
-        self.previous = fg
         prob = fg.astype(np.float32)
-        if self.scale < 1.0:
-            h, w = self.full_hw
+        if instance.scale < 1.0:
+            h, w = instance.full_hw
             prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_NEAREST)
-        return prob
+        return replace(instance, previous=fg), prob
+
+    def predict(self, clicks: list[Click]) -> np.ndarray:
+        return self.predict_batch([(self._handle, clicks)])[0]
+
+    def predict_batch(
+        self, requests: Sequence[tuple[GrabCutHandle, Sequence[Click]]]
+    ) -> list[np.ndarray]:
+        """One click of each instance, computed concurrently; handles change only if all
+        succeed. Each result is the one `predict` gives (see the module docstring)."""
+        results = map_concurrently(
+            lambda request: self._predict_one(request[0].instance, request[1]), requests
+        )
+        for (handle, _), (instance, _) in zip(requests, results):
+            handle.instance = instance
+        return [prob for _, prob in results]
 
 
 def make_predictor(**options: Any) -> GrabCutPredictor:

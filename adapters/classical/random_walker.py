@@ -22,18 +22,23 @@ direct sparse solve: the conjugate-gradient modes needed 20 s per click on 240 x
 the output is the probability of the object label (`return_full_prob=True`), upsampled to the
 image with bilinear interpolation. Images whose longest side exceeds `max_side` are processed
 downscaled with area interpolation (the solve grows quickly with the pixel count). There is no
-memory between clicks beyond the click list itself.
+memory between clicks beyond the click list itself; the per-instance state (the working image)
+lives in a `RandomWalkerInstance`, so `predict_batch` can solve the instances of one call side by
+side on a few threads (SciPy's SuperLU solve releases the GIL) with results equal to `predict`'s.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 from skimage.segmentation import random_walker
 
+from bench.adapters.classical.pool import map_concurrently
 from bench.sample import Click, Sample
 
 OBJECT, BACKGROUND = 1, 2
@@ -42,6 +47,15 @@ BORDER_RULES = {
     "until_negative": "image border = background until the first negative click",
     "never": "no border seeds",
 }
+
+
+@dataclass(frozen=True, eq=False)
+class RandomWalkerInstance:
+    """One image at working resolution; also the batched interface's handle (never changes)."""
+
+    image: np.ndarray  # float64 RGB in [0, 1]
+    full_hw: tuple[int, int]
+    scale: float
 
 
 def disk_offsets(radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,19 +105,29 @@ class RandomWalkerPredictor:
             "output": "probability of the object label",
         }
 
-    def start(self, sample: Sample) -> None:
+    def open_instance(self, sample: Sample) -> RandomWalkerInstance:
         h, w = sample.image.shape[:2]
-        self.full_hw = (h, w)
-        self.scale = min(1.0, self.max_side / max(h, w))
+        scale = min(1.0, self.max_side / max(h, w))
         image = sample.image
-        if self.scale < 1.0:
-            size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        self.image = image.astype(np.float64) / 255.0
+        return RandomWalkerInstance(image.astype(np.float64) / 255.0, (h, w), scale)
+
+    def start(self, sample: Sample) -> None:
+        self._instance = self.open_instance(sample)
+
+    @property
+    def image(self) -> np.ndarray:
+        """The working-resolution image of the instance `start` opened."""
+        return self._instance.image
 
     def seeds(self, clicks: list[Click]) -> np.ndarray:
         """Label image of the seeding rule (module docstring): 0 free, 1 object, 2 background."""
-        h, w = self.image.shape[:2]
+        return self.seeds_for(self._instance, clicks)
+
+    def seeds_for(self, instance: RandomWalkerInstance, clicks: Sequence[Click]) -> np.ndarray:
+        h, w = instance.image.shape[:2]
         labels = np.zeros((h, w), dtype=np.int32)
         if self.border == "always" or (
             self.border == "until_negative" and all(c.positive for c in clicks)
@@ -112,22 +136,22 @@ class RandomWalkerPredictor:
             labels[:, [0, -1]] = BACKGROUND
         dy, dx = self._disk
         for click in clicks:
-            cy = min(h - 1, int(click.y * self.scale))
-            cx = min(w - 1, int(click.x * self.scale))
+            cy = min(h - 1, int(click.y * instance.scale))
+            cx = min(w - 1, int(click.x * instance.scale))
             ys, xs = cy + dy, cx + dx
             keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
             labels[ys[keep], xs[keep]] = OBJECT if click.positive else BACKGROUND
         return labels
 
-    def predict(self, clicks: list[Click]) -> np.ndarray:
-        labels = self.seeds(clicks)
+    def _predict_one(self, instance: RandomWalkerInstance, clicks: Sequence[Click]) -> np.ndarray:
+        labels = self.seeds_for(instance, clicks)
         present = set(np.unique(labels).tolist()) - {0}
         if present == {OBJECT, BACKGROUND}:
             with warnings.catch_warnings():
                 # Solver round-off slightly outside [0, 1] is clipped below.
                 warnings.simplefilter("ignore", UserWarning)
                 prob = random_walker(
-                    self.image,
+                    instance.image,
                     labels,
                     beta=self.beta,
                     mode=self.mode,
@@ -138,10 +162,19 @@ class RandomWalkerPredictor:
         else:  # one label only: the walker has nothing to compete with
             prob = np.full(labels.shape, 1.0 if OBJECT in present else 0.0)
         prob = np.clip(prob, 0.0, 1.0).astype(np.float32)
-        if self.scale < 1.0:
-            h, w = self.full_hw
+        if instance.scale < 1.0:
+            h, w = instance.full_hw
             prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
         return prob
+
+    def predict(self, clicks: list[Click]) -> np.ndarray:
+        return self._predict_one(self._instance, clicks)
+
+    def predict_batch(
+        self, requests: Sequence[tuple[RandomWalkerInstance, Sequence[Click]]]
+    ) -> list[np.ndarray]:
+        """One click of each instance, solved concurrently (a handle never changes)."""
+        return map_concurrently(lambda request: self._predict_one(*request), requests)
 
 
 def make_predictor(**options: Any) -> RandomWalkerPredictor:

@@ -10,6 +10,11 @@ the image and draws the click disks itself (`click_maps`), like the official `IS
 One click is three steps so a batched engine can run the middle one for many instances at once:
 `prepare_inputs` (state + clicks -> network input), the forward, and `map_output_back`
 (logits -> full-size probability + next state). Only the forward touches the model.
+`open_instance`/`predict_batch` (the `bench.adapters.BatchPredictor` interface) do exactly that:
+one forward per group of instances whose network inputs have the same size. The official code
+runs one instance at a time; every transform here is per instance and the network treats batch
+items independently (eval-mode BatchNorm, per-sample GroupNorm/LayerNorm, padding click rows
+dropped by DistMaps), so batching changes only the float rounding of the batched kernels.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.adapters.common.flip import flip_forward, flip_inverse
-from bench.adapters.common.points import net_clicks, points_tensor
+from bench.adapters.common.points import batch_points, net_clicks, points_tensor
 from bench.adapters.common.zoom_in import (
     ZoomInConfig,
     ZoomState,
@@ -35,6 +40,7 @@ from bench.sample import Click, Sample
 
 __all__ = [
     "EvalPredictor",
+    "InstanceHandle",
     "InstanceState",
     "NetInput",
     "PipelineConfig",
@@ -79,6 +85,17 @@ class NetInput:
     points: torch.Tensor  # B x 2M x 3, int64 or float64 (PROTOCOL.md 6.5)
     zoom: ZoomState  # zoom state after this click's forward transform
     flipped: bool
+
+
+@dataclass(eq=False)
+class InstanceHandle:
+    """One instance in flight (the `BatchPredictor` handle): its dataset's pipeline config and
+    its state after the last click. `predict_batch` replaces `state` only once the whole call
+    has succeeded, so a failed call leaves every handle as it was."""
+
+    dataset: str
+    config: PipelineConfig
+    state: InstanceState
 
 
 def start_instance(image: np.ndarray, device: str | torch.device = "cpu") -> InstanceState:
@@ -163,17 +180,81 @@ class EvalPredictor:
         zoom = self.zoom_in(dataset) if self.zoom_in is not None else None
         return PipelineConfig(zoom, self.with_flip, self.net_clicks_limit)
 
-    def start(self, sample: Sample) -> None:
-        if sample.dataset != self.dataset or self.config is None:
+    def _use_dataset(self, dataset: str) -> PipelineConfig:
+        if dataset != self.dataset or self.config is None:
             if self.on_dataset is not None:
-                self.on_dataset(sample.dataset)
-            self.dataset = sample.dataset
-            self.config = self.config_for(sample.dataset)
+                self.on_dataset(dataset)
+            self.dataset = dataset
+            self.config = self.config_for(dataset)
+        return self.config
+
+    def start(self, sample: Sample) -> None:
+        self._use_dataset(sample.dataset)
         self.state = start_instance(sample.image, self.device)
+
+    def open_instance(self, sample: Sample) -> InstanceHandle:
+        """`start` for one more instance in flight; its state lives in the returned handle."""
+        config = self._use_dataset(sample.dataset)
+        return InstanceHandle(sample.dataset, config, start_instance(sample.image, self.device))
 
     def run_forward(self, net_input: NetInput) -> torch.Tensor:
         with torch.no_grad():
             return self.forward(net_input.x.to(self.dtype), net_input.points)
+
+    def run_forward_batch(self, inputs: Sequence[NetInput]) -> list[torch.Tensor]:
+        """Logits per input, one forward per group of inputs with the same spatial size.
+
+        A group's images are concatenated along the batch (each input already holds its flip
+        pair) and its points tensors padded to one click count (`batch_points`). An input alone
+        in its group runs exactly as `predict` runs it.
+        """
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, net_input in enumerate(inputs):
+            groups.setdefault(tuple(net_input.x.shape[2:]), []).append(i)
+        logits: list[torch.Tensor] = [torch.empty(0)] * len(inputs)
+        for members in groups.values():
+            if len(members) == 1:
+                logits[members[0]] = self.run_forward(inputs[members[0]])
+                continue
+            x = torch.cat([inputs[i].x for i in members]).to(self.dtype)
+            points = batch_points([inputs[i].points for i in members])
+            with torch.no_grad():
+                out = self.forward(x, points)
+            sizes = [int(inputs[i].x.shape[0]) for i in members]
+            if out.shape[0] != sum(sizes):
+                raise ValueError(
+                    f"network returned {out.shape[0]} maps for a batch of {sum(sizes)}"
+                )
+            for i, part in zip(members, out.split(sizes)):
+                logits[i] = part
+        return logits
+
+    def predict_batch(
+        self, requests: Sequence[tuple[InstanceHandle, Sequence[Click]]]
+    ) -> list[np.ndarray]:
+        """One click of each listed instance; handles are updated only if every item succeeds."""
+        handles = [handle for handle, _ in requests]
+        if len({id(h) for h in handles}) != len(handles):
+            raise ValueError("predict_batch: an instance appears more than once in one call")
+        for handle in handles:
+            if not isinstance(handle, InstanceHandle):
+                raise TypeError(
+                    f"predict_batch: {type(handle).__name__} is not an open_instance handle"
+                )
+            if handle.dataset != self.dataset:
+                raise RuntimeError(
+                    f"predict_batch: an instance of {handle.dataset} is in flight while the model "
+                    f"is set up for {self.dataset} (finish one dataset before opening the next)"
+                )
+        inputs = [prepare_inputs(h.config, h.state, clicks) for h, clicks in requests]
+        logits = self.run_forward_batch(inputs)
+        results = [
+            map_output_back(h.config, h.state, net_input, out)
+            for h, net_input, out in zip(handles, inputs, logits)
+        ]
+        for handle, (state, _) in zip(handles, results):
+            handle.state = state
+        return [prob for _, prob in results]
 
     def predict(self, clicks: list[Click]) -> np.ndarray:
         if self.state is None or self.config is None:

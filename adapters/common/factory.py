@@ -7,6 +7,7 @@ family's `predictor.py`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 
 from bench.adapters.checkpoint import Checkpoint
-from bench.adapters.common.eval_predictor import EvalPredictor
+from bench.adapters.common.eval_predictor import EvalPredictor, InstanceHandle
 from bench.sample import Click, Sample
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -106,10 +107,11 @@ def runtime_record(options: DeepOptions) -> dict[str, Any]:
 
 
 class ModelPredictor:
-    """`start(sample)` / `predict(clicks)` of one network, and `describe()` for the manifest.
+    """`start(sample)` / `predict(clicks)` of one network, the batched `open_instance` /
+    `predict_batch` (`bench.adapters.BatchPredictor`), and `describe()` for the manifest.
 
     `pipeline` is the shared evaluation predictor (transforms and per-instance state), `model`
-    the network; a batched engine may drive `pipeline`'s prepare/forward/map-back steps itself.
+    the network.
     """
 
     def __init__(
@@ -124,6 +126,14 @@ class ModelPredictor:
 
     def predict(self, clicks: list[Click]) -> np.ndarray:
         return self.pipeline.predict(clicks)
+
+    def open_instance(self, sample: Sample) -> InstanceHandle:
+        return self.pipeline.open_instance(sample)
+
+    def predict_batch(
+        self, requests: Sequence[tuple[InstanceHandle, Sequence[Click]]]
+    ) -> list[np.ndarray]:
+        return self.pipeline.predict_batch(requests)
 
     def describe(self) -> dict[str, Any]:
         return dict(self._description)

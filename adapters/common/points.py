@@ -71,3 +71,32 @@ def points_tensor(
         rows.append(pos + [PAD_ROW] * (m - len(pos)) + neg + [PAD_ROW] * (m - len(neg)))
     dtype = torch.float64 if any_float else torch.int64
     return torch.tensor(rows, dtype=dtype, device=device).reshape(len(click_lists), 2 * m, 3)
+
+
+def batch_points(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Concatenate several instances' points tensors (each B_i x 2M_i x 3) along the batch.
+
+    Each tensor is padded to the largest M the way `points_tensor` pads one batch: (-1, -1, -1)
+    rows after the M_i positives and after the M_i negatives, so row j < M stays positive. The
+    disk maps drop padding rows (`click_maps.disk_maps`: max(row, col) < 0), so a network that
+    draws its clicks that way gives the same output for the padded tensor. Mixed dtypes become
+    float64: integer click coordinates (< 2^24) are exact in float64, and DistMaps' float64
+    difference rounded to float32 then equals the float32 difference of the integer path.
+    """
+    if not tensors:
+        raise ValueError("batch_points needs at least one points tensor")
+    m = max(t.shape[1] // 2 for t in tensors)
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    padded = []
+    for t in tensors:
+        half = t.shape[1] // 2
+        t = t.to(dtype)
+        if half < m:
+            pad = torch.tensor(PAD_ROW, dtype=dtype, device=t.device).expand(
+                t.shape[0], m - half, 3
+            )
+            t = torch.cat((t[:, :half], pad, t[:, half:], pad), dim=1)
+        padded.append(t)
+    return torch.cat(padded, dim=0)
