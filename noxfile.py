@@ -42,3 +42,10 @@ def demo(session: nox.Session) -> None:
 @nox.session
 def benchmarks(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_clicker.py", *session.posargs)
+
+
+@nox.session
+def engine_benchmark(session: nox.Session) -> None:
+    """Batched engine: instances/s at batch 1/4/8/16 (issue 11); options go to the script,
+    e.g. `nox -s engine_benchmark -- --max-clicks 5`."""
+    session.run("python", "benchmarks/bench_engine.py", *session.posargs)
