@@ -57,7 +57,7 @@ class ProfileTarget:
     """How to build one registered model's architecture and the size the paper profiles it at."""
 
     name: str  # model registry name
-    family: str  # SIMPLECLICK or RITM
+    family: str  # SIMPLECLICK, RITM, or "sam" / "sam2" (bench.profile.sam)
     variant: str  # builder variant
     size: int  # paper Table 5 input size (also the evaluation's network input size)
     label: str  # the paper's row
@@ -106,10 +106,14 @@ CSV_COLUMNS = (
 
 
 def resolve_target(name: str) -> ProfileTarget:
+    """SimpleClick / RITM (`TARGETS`) or SAM family (`bench.profile.sam.sam_targets`)."""
+    from bench.profile.sam import sam_targets
+
+    targets = {**TARGETS, **sam_targets()}
     try:
-        return TARGETS[name]
+        return targets[name]
     except KeyError:
-        known = ", ".join(TARGETS)
+        known = ", ".join(targets)
         raise KeyError(f"no architecture to profile for {name!r}; profilable: {known}") from None
 
 
@@ -239,6 +243,19 @@ class ProfileRow:
     spc_warmup_clicks: int | None
     checkpoint: str
     torch_threads: int  # intra-op CPU threads (CPU timings depend on them and on other load)
+    # SAM family only (bench.profile.sam): encoder once per instance, decoder per click.
+    timing_split: str = ""
+    decoder_pass: str = ""
+    params_encoder_M: float | None = None
+    params_decoder_M: float | None = None
+    gflops_encoder_paper: float | None = None
+    gflops_decoder_paper: float | None = None
+    gflops_encoder_full: float | None = None
+    gflops_decoder_full: float | None = None
+    spc_encoder_median_s: float | None = None  # image encoder forward, per instance
+    spc_encoder_iqr_s: float | None = None
+    spc_start_median_s: float | None = None  # whole start(): what `bench run` stores as start_s
+    spc_encoder_instances: int | None = None
 
 
 def _scaled(count: int | None, unit: float) -> float | None:
@@ -301,6 +318,12 @@ def profile_one(
     warmup_clicks: int = profile_clicks.DEFAULT_WARMUP_CLICKS,
 ) -> ProfileRow:
     """Profile one model at one input size; the click loop runs when `samples` is given."""
+    from bench.profile import sam
+
+    if target.family in sam.SAM_FAMILIES:
+        return sam.profile_sam(
+            target, size, device, dtype, checkpoint, samples, dataset, max_clicks, warmup_clicks
+        )
     device = torch.device(device)
     counts = count_network(target, size, checkpoint)
     built, memory = measure_network_memory(target, size, device, dtype, checkpoint)

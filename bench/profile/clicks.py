@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,11 +74,15 @@ def _synchronize(device: torch.device) -> None:
 
 
 @contextlib.contextmanager
-def forward_timer(network: nn.Module, device: torch.device | str) -> Iterator[list[float]]:
+def forward_timer(
+    network: nn.Module | Sequence[nn.Module], device: torch.device | str
+) -> Iterator[list[float]]:
     """Collect the duration of every `network(...)` call made inside the block.
 
     The hooks synchronise the device before starting and after finishing the clock, so an
     asynchronous CUDA forward is charged to the network and not to whoever reads its output.
+    Several modules (a SAM prompt encoder and mask decoder, called one after the other) share
+    one list.
     """
     device = torch.device(device)
     durations: list[float] = []
@@ -92,7 +96,10 @@ def forward_timer(network: nn.Module, device: torch.device | str) -> Iterator[li
         _synchronize(device)
         durations.append(time.perf_counter() - started.pop())
 
-    handles = [network.register_forward_pre_hook(before), network.register_forward_hook(after)]
+    modules = [network] if isinstance(network, nn.Module) else list(network)
+    handles = []
+    for module in modules:
+        handles += [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
     try:
         yield durations
     finally:
@@ -125,7 +132,7 @@ def _instance_clicks(
 
 def time_clicks(
     predictor: Predictor,
-    network: nn.Module,
+    network: nn.Module | Sequence[nn.Module],
     samples: Iterable[Sample],
     device: torch.device | str = "cpu",
     max_clicks: int = DEFAULT_MAX_CLICKS,

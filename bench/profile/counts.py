@@ -101,23 +101,32 @@ def count_paper_flops(model: nn.Module, size: int | tuple[int, int]) -> PaperCou
     thop attaches temporary buffers and hooks, which are all removed again; its stdout chatter
     is swallowed. Works on the meta device (its rules read shapes only).
     """
+    return count_paper_flops_on(model, network_inputs(size, _model_device(model)))
+
+
+def count_paper_flops_on(model: nn.Module, inputs: tuple) -> PaperCount:
+    """`thop.profile(model, inputs=inputs)` with the clean-up `count_paper_flops` describes."""
     with warnings.catch_warnings():  # thop 0.1.1 compares versions with distutils
         warnings.simplefilter("ignore", DeprecationWarning)
         import thop
 
-    device = _model_device(model)
-    inputs = network_inputs(size, device)
     before = {id(m) for m in model.modules() if set(m._buffers) & _THOP_BUFFERS}
+    hooks_before = {id(m): set(m._forward_hooks) for m in model.modules()}
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             macs, params = thop.profile(model, inputs=inputs, verbose=False)
     finally:
         # thop 0.1.1 adds `total_ops`/`total_params` buffers to every module but removes them
         # only from the modules it hooked; drop the rest so the state_dict stays official.
+        # A module registered under two parents (SAM 2's Hiera shares its MaxPool2d between a
+        # block and its attention) is hooked twice and thop removes one hook only: drop every
+        # hook thop left behind.
         for module in model.modules():
             if id(module) not in before:
                 for name in _THOP_BUFFERS:
                     module._buffers.pop(name, None)
+            for key in set(module._forward_hooks) - hooks_before.get(id(module), set()):
+                del module._forward_hooks[key]
     return PaperCount(macs=int(round(float(macs))), params=int(round(float(params))))
 
 
@@ -126,15 +135,25 @@ _THOP_BUFFERS = {"total_ops", "total_params"}
 
 def count_full_flops(model: nn.Module, size: int | tuple[int, int]) -> tuple[int, dict[str, int]]:
     """Total flops and flops per aten operator of one forward pass under FlopCounterMode."""
+    return count_full_flops_on(model, network_inputs(size, _model_device(model)))
+
+
+def count_full_flops_on(model: nn.Module, inputs: tuple) -> tuple[int, dict[str, int]]:
+    """FlopCounterMode over `model(*inputs)` in eval mode, no grad.
+
+    `F.scaled_dot_product_attention` runs with its math backend while counting: the fused CPU
+    kernel has no FlopCounterMode formula, so on the CPU the attention products would go
+    uncounted while the meta device (which decomposes SDPA) counts them. With the math backend
+    they appear as `bmm` on every device.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    device = _model_device(model)
-    inputs = network_inputs(size, device)
     was_training = model.training
     model.eval()
     try:
         counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
+        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
             model(*inputs)
     finally:
         model.train(was_training)
