@@ -1,0 +1,135 @@
+"""`bench profile` for the SAM family: the image encoder (once per instance) and the decoder (per
+click) counted and timed apart, plus the counting fixes they needed (thop's leftover hooks on a
+shared module, attention through `F.scaled_dot_product_attention` on the CPU)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from torch import nn
+
+from bench import profile
+from bench.adapters import MODELS
+from bench.cli import main
+from bench.profile import clicks as profile_clicks
+from bench.profile import sam as profile_sam
+from bench.profile.counts import count_full_flops_on, count_paper_flops_on
+
+HAVE_PACKAGES = all(importlib.util.find_spec(m) for m in ("segment_anything", "sam2"))
+needs_packages = pytest.mark.skipif(
+    not HAVE_PACKAGES, reason="official packages not installed (README, SAM-family models)"
+)
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+
+EFFICIENTVIT_SAM_VIT_H_GMACS = 2973
+"""Zhang, Cai, Han, EfficientViT-SAM (arXiv 2402.05008), introduction: SAM's ViT-H image encoder
+"requires 2973 GMACs per image"."""
+
+
+@needs_packages
+def test_every_sam_model_is_profilable_at_1024():
+    sam_models = [name for name, spec in MODELS.items() if spec.family in ("sam", "sam2")]
+    assert len(sam_models) == 11
+    for name in sam_models:
+        target = profile.resolve_target(name)
+        assert (target.family, target.size, target.variant) == (MODELS[name].family, 1024, name)
+    with pytest.raises(ValueError, match="runs at 1024 x 1024 only"):
+        profile_sam.profile_sam(profile.resolve_target("sam-vit-b"), 448)
+
+
+@needs_packages
+def test_sam_encoder_and_decoder_counts():
+    """Meta device (shapes only): ViT-H costs no memory. The decoder is the same network in every
+    SAM size; the ViT-H encoder agrees with the published 2973 GMACs to 0.26 % (2980.5)."""
+    names = ("sam-vit-b", "sam-vit-h")
+    counted = {n: profile_sam.count_sam_network(profile.resolve_target(n)) for n in names}
+    for name, counts in counted.items():
+        assert counts.params.total / 1e6 == pytest.approx(MODELS[name].params_m, abs=0.005)
+        assert counts.encoder_full > counts.encoder_paper.macs * 2  # attention products too
+    vit_b, vit_h = counted["sam-vit-b"], counted["sam-vit-h"]
+    assert vit_b.decoder_full == vit_h.decoder_full == 3_677_294_080
+    assert vit_b.decoder_paper == vit_h.decoder_paper
+    assert vit_h.encoder_full / 2e9 == pytest.approx(EFFICIENTVIT_SAM_VIT_H_GMACS, rel=0.0026)
+    assert round(vit_b.encoder_full / 2e9, 2) == 486.04
+
+
+class _SharedChild(nn.Module):
+    """One module registered under two parents, as SAM 2's Hiera shares its q-pool MaxPool2d."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(2)
+        self.block = nn.Sequential(nn.Conv2d(3, 4, 1))
+        self.block.pool = self.pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block.pool(self.block(x))
+
+
+def test_thop_leaves_no_hook_behind_on_a_shared_module():
+    model = _SharedChild().eval()
+    x = torch.randn(1, 3, 8, 8)
+    count_paper_flops_on(model, (x,))
+    assert all(not m._forward_hooks for m in model.modules())
+    assert all("total_ops" not in m._buffers for m in model.modules())
+    total, _ = count_full_flops_on(model, (x,))  # a thop hook left behind would fail here
+    assert total == 2 * 4 * 3 * 8 * 8
+
+
+class _Attention(nn.Module):
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_full_count_includes_sdpa_attention_on_every_device(device):
+    b, h, n, d = 2, 3, 50, 16
+    q = k = v = torch.randn(b, h, n, d, device=device)
+    total, by_op = count_full_flops_on(_Attention(), (q, k, v))
+    assert total == 2 * (2 * b * h * n * n * d)  # q @ k^T and attn @ v
+    assert set(by_op) == {"aten.bmm"}
+
+
+def test_forward_timer_shares_one_list_between_modules():
+    first, second = nn.Linear(3, 3), nn.Linear(3, 3)
+    with profile_clicks.forward_timer([first, second], "cpu") as durations:
+        second(first(torch.zeros(1, 3)))
+        first(torch.zeros(1, 3))
+    assert len(durations) == 3 and all(d >= 0 for d in durations)
+    assert not first._forward_hooks and not second._forward_pre_hooks
+
+
+@pytest.mark.slow
+@needs_packages
+def test_profile_csv_row_of_sam2_with_encoder_and_decoder_apart(tmp_path):
+    out = tmp_path / "profile"
+    result = CliRunner().invoke(
+        main,
+        ["profile", "--models", "sam2-hiera-t", "--dataset", "demo", "--limit", "2",
+         "--clicks", "3", "--warmup", "1", "--threads", "1", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    with (out / "profile.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["model"] == "sam2-hiera-t" and row["input_size"] == "1024"
+    assert row["timing_split"] == profile_sam.TIMING_SPLIT
+    number = {
+        k: float(v) for k, v in row.items() if v and k.startswith(("params", "gflops", "spc_"))
+    }
+    assert number["params_M"] == pytest.approx(38.945986)
+    assert number["params_encoder_M"] == pytest.approx(27.219136)
+    assert number["gflops_full"] == pytest.approx(
+        number["gflops_encoder_full"] + number["gflops_decoder_full"], rel=1e-6
+    )
+    assert number["gflops_encoder_full"] > 50 * number["gflops_decoder_full"]
+    # encoder once per instance (the second instance; the first warms up), decoder per click
+    assert number["spc_encoder_instances"] == 1
+    assert number["spc_encoder_median_s"] > number["spc_model_median_s"] > 0
+    assert number["spc_start_median_s"] >= number["spc_encoder_median_s"]
+    assert number["spc_timed_clicks"] == 2 * 3 - 1
+    assert row["peak_mem_MiB"] and row["params_backbone_M"] == ""
