@@ -133,3 +133,35 @@ def test_profile_csv_row_of_sam2_with_encoder_and_decoder_apart(tmp_path):
     assert number["spc_start_median_s"] >= number["spc_encoder_median_s"]
     assert number["spc_timed_clicks"] == 2 * 3 - 1
     assert row["peak_mem_MiB"] and row["params_backbone_M"] == ""
+
+
+@needs_packages
+def test_table5_shows_encoder_and_decoder_apart(tmp_path):
+    import pandas as pd
+
+    from bench.reports.runs import Run
+    from bench.reports.tables import MISSING, compute_table
+
+    target = profile.resolve_target("sam-vit-b")
+    spc = profile_clicks.SpcSummary("GrabCut", 38, 2, 0.05, 0.01, 0.02, 0.005, 0.07, 0.07)
+    encoder = profile_sam.EncoderSummary(9.5, 0.5, 9.7, 1)
+    row = profile_sam.make_sam_row(
+        profile,
+        target,
+        torch.device("cpu"),
+        torch.float32,
+        profile_sam.count_sam_network(target),
+        None,
+        spc,
+        encoder,
+    )
+    frame = pd.read_csv(profile.write_csv([row], tmp_path / "profile.csv"))
+    run = Run(tmp_path, "SAM ViT-B", {"model": {"name": "sam-vit-b"}}, pd.DataFrame(), frame)
+    table = compute_table([run])
+    cells = dict(zip([h for _, h in table.display.columns], table.display.iloc[0], strict=True))
+    assert cells["GFLOPs, full"] == f"{972.077334528 + 3.67729408:.2f}"
+    assert cells["GFLOPs full, encoder / decoder"] == "972.08 / 3.68"
+    assert cells["SPC model (s), median [IQR]"] == "0.0500 [0.0100]"
+    assert cells["Encoder (s/instance), median [IQR]"] == "9.5000 [0.5000]"
+    assert cells["Peak memory (MiB)"] == MISSING
+    assert any("SAM family: the image encoder runs once per instance" in n for n in table.notes)

@@ -294,7 +294,8 @@ def _count_on(
 
 def _parts(target: ProfileTarget, params: profile_counts.ParamCounts) -> list[int | None]:
     return [
-        None if module is None else params.part(module) for module in TABLE1_MODULES[target.family]
+        None if module is None else params.part(module)
+        for module in TABLE1_MODULES.get(target.family, (None, None, None))  # SAM: none
     ]
 
 

@@ -358,12 +358,6 @@ def make_sam_row(
     )
     return dataclasses.replace(
         row,
-        params_backbone_M=None,
-        params_neck_M=None,
-        params_head_M=None,
-        params_backbone_Mi=None,
-        params_neck_Mi=None,
-        params_head_Mi=None,
         timing_split=TIMING_SPLIT,
         decoder_pass=DECODER_PASS,
         params_encoder_M=encoder_params / mega,
