@@ -680,8 +680,10 @@ COMPUTE_COLUMNS = (
     ("Params (M), full", "params_M", ".2f"),
     ("GFLOPs, paper convention", "gflops_paper", ".2f"),
     ("GFLOPs, full", "gflops_full", ".2f"),
+    ("GFLOPs full, encoder / decoder", "gflops_encoder_full", ".2f"),  # SAM family only
     ("Peak memory (MiB)", "peak_mem_MiB", ".0f"),
     ("SPC model (s), median [IQR]", "spc_model_median_s", ".4f"),
+    ("Encoder (s/instance), median [IQR]", "spc_encoder_median_s", ".4f"),  # SAM family only
     ("SPC harness (s), median", "spc_harness_median_s", ".4f"),
     ("SPC measured on", "spc_dataset", None),
 )
@@ -699,9 +701,12 @@ def _compute_cells(p: pd.Series) -> list[str]:
     for _, column, spec in COMPUTE_COLUMNS:
         if spec is None:
             cells.append(_text(p, column) or MISSING)
-        elif column == "spc_model_median_s":
-            spc, iqr = _num(p, column), _num(p, "spc_model_iqr_s")
+        elif column in ("spc_model_median_s", "spc_encoder_median_s"):
+            spc, iqr = _num(p, column), _num(p, column.replace("median", "iqr"))
             cells.append(MISSING if spc is None else f"{spc:.4f} [{_fmt(iqr, '.4f')}]")
+        elif column == "gflops_encoder_full":
+            encoder, decoder = _num(p, column), _num(p, "gflops_decoder_full")
+            cells.append(MISSING if encoder is None else f"{encoder:.2f} / {_fmt(decoder)}")
         else:
             cells.append(_fmt(_num(p, column), spec))
     return cells
@@ -776,6 +781,13 @@ def compute_table(runs: list[Run]) -> ReportTable:
     columns = pd.MultiIndex.from_arrays([[""] * len(headers), headers])
     index = pd.Index([r.label for r in rows])
     notes = _convention_notes(profiled)
+    if any(_text(row, "timing_split") for _, rows in profiled for _, row in rows.iterrows()):
+        notes.append(
+            "SAM family: the image encoder runs once per instance (Encoder s/instance; `bench "
+            "run` stores it as start_s), the prompt encoder and mask decoder at every click "
+            "(SPC model); their GFLOPs are the first click's, encoder + one decoder pass. "
+            "SimpleClick and RITM run their whole network at every click."
+        )
     with_profile = {id(run) for run, _ in profiled}
     missing = [run.label for run in runs if id(run) not in with_profile]
     if missing:
