@@ -119,6 +119,25 @@ def test_a_missing_package_is_named_with_its_install_command(monkeypatch, files)
         official.segment_anything_builders.cache_clear()
 
 
+def test_package_import_never_fakes_torchvision():
+    """Without a working torchvision the package's `__init__` is skipped, not patched: its
+    builders import, its torchvision re-exports are absent, and torchvision stays absent."""
+    code = (
+        "import sys\n"
+        "from bench.adapters.sam import official\n"
+        "registry = official.segment_anything_builders().sam_model_registry\n"
+        "print(sorted(registry), 'torchvision' in sys.modules,\n"
+        "      hasattr(sys.modules['segment_anything'], 'SamPredictor'),\n"
+        "      official.torchvision_import_error() is None)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    ).stdout.split()
+    works = out[-1] == "True"
+    assert out[:3] == ["['default',", "'vit_b',", "'vit_h',"]
+    assert out[-3:-1] == [str(works), str(works)]
+
+
 # checkpoints ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["sam-vit-b", "sam2-hiera-t"])
 def test_official_file_loads_strictly_and_records_its_sha256(files, networks, name):
