@@ -401,9 +401,7 @@ def _metric_table(
             record["p_vs_runner_up"] = test.comparison.p_value
             record["significant_vs_runner_up"] = test.significant
     index = pd.Index([r.label for r in rows])
-    data = pd.DataFrame.from_records(records)
-    if "instances" in data:
-        data["instances"] = data["instances"].astype("Int64")
+    data = _integer_counts(pd.DataFrame.from_records(records))
     notes = _flag_notes(runs, flags, datasets)
     if any(any(c) for c in cis):
         notes.append(CI_NOTE)
@@ -626,11 +624,19 @@ def robustness_table(
         bold=pd.DataFrame(False, index=index, columns=columns),
         titles=pd.DataFrame(tips, index=index, columns=columns),
         rows=tuple(rows),
-        data=pd.DataFrame.from_records(records),
+        data=_integer_counts(pd.DataFrame.from_records(records)),
         notes=tuple(notes),
         intervals=pd.DataFrame(cis, index=index, columns=columns),
         marks=pd.DataFrame(marks, index=index, columns=columns),
     )
+
+
+def _integer_counts(data: pd.DataFrame) -> pd.DataFrame:
+    """Instance counts stay integers in the CSV where other rows leave them empty."""
+    for column in ("instances", "delta_instances"):
+        if column in data:
+            data[column] = data[column].astype("Int64")
+    return data
 
 
 def _paired_on_shared(
