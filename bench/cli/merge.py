@@ -20,7 +20,7 @@ def merge_command(shard_dirs: tuple[Path, ...], out: Path) -> None:
     differ), unfinished shards, and a missing or duplicated shard, naming the folder.
     """
     from bench.cli.summary import print_summary
-    from bench.metrics import summarize
+    from bench.stats import summarize_with_intervals as summarize
     from bench.store import read_trajectories
     from bench.store.merge import MergeError, merge_shards
 

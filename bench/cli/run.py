@@ -87,7 +87,7 @@ def run_command(**kw: Any) -> None:
     from bench.engine.instance import ProtocolSettings
     from bench.engine.run import RunMismatchError, RunRequest, run
     from bench.engine.shards import parse_shard
-    from bench.metrics import summarize
+    from bench.stats import summarize_with_intervals as summarize
     from bench.store import RunLockedError
 
     options: dict[str, Any] = {}
