@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from bench.options import parse_pairs
+from bench.cli.model_options import factory_options, model_options
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -55,17 +55,7 @@ def _bind(host: str, port: int) -> socket.socket:
     show_default=True,
     help="Registered name, pkg.mod:factory or file.py:factory.",
 )
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="Model weights file.")
-@click.option("--device", help="cpu or cuda (models that use torch).")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]))
-@click.option("--trust-checkpoint", is_flag=True, help="Allow full unpickling of a checkpoint.")
-@click.option(
-    "--model-option",
-    "model_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Extra factory option, repeatable.",
-)
+@model_options
 @click.option(
     "--datasets",
     help="Comma-separated registered datasets (ground truth known: IoU shown). "
@@ -99,16 +89,7 @@ def demo_command(**kw: Any) -> None:
     from bench.web.recording import Recorder, RecordingError
     from bench.web.session import ModelSession
 
-    options: dict[str, Any] = {}
-    for name in ("checkpoint", "device", "dtype"):
-        if kw[name] is not None:
-            options[name] = str(kw[name]) if name == "checkpoint" else kw[name]
-    if kw["trust_checkpoint"]:
-        options["trust_checkpoint"] = True
-    try:
-        options.update(parse_pairs(kw["model_options"], "--model-option"))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--model-option") from None
+    options = factory_options(kw)
 
     datasets = _split(kw["datasets"]) if kw["datasets"] else ()
     if not datasets and kw["images"] is None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
+from bench.cli.model_options import factory_options, model_options
 from bench.cli.summary import print_summary
-from bench.options import parse_pairs
 
 
 def _split(values: str) -> tuple[str, ...]:
@@ -33,17 +33,7 @@ def _split(values: str) -> tuple[str, ...]:
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Run directory (default runs/<model>)."
 )
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="Model weights file.")
-@click.option("--device", help="cpu or cuda (models that use torch).")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]))
-@click.option("--trust-checkpoint", is_flag=True, help="Allow full unpickling of a checkpoint.")
-@click.option(
-    "--model-option",
-    "model_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Extra factory option, repeatable.",
-)
+@model_options
 @click.option(
     "--reference", help="Published row to compare with in reports, e.g. simpleclick-vit-b/cocolvis."
 )
@@ -90,16 +80,7 @@ def run_command(**kw: Any) -> None:
     from bench.stats import summarize_with_intervals as summarize
     from bench.store import RunLockedError
 
-    options: dict[str, Any] = {}
-    for name in ("checkpoint", "device", "dtype"):
-        if kw[name] is not None:
-            options[name] = str(kw[name]) if name == "checkpoint" else kw[name]
-    if kw["trust_checkpoint"]:
-        options["trust_checkpoint"] = True
-    try:
-        options.update(parse_pairs(kw["model_options"], "--model-option"))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--model-option") from None
+    options = factory_options(kw)
     try:
         shard = parse_shard(kw["shard"]) if kw["shard"] else None
     except ValueError as exc:
