@@ -567,13 +567,30 @@ def robustness_table(
                     "ci_low": low,
                     "ci_high": high,
                 }
+                # The official run of this method that covers dataset d (runs may be split
+                # per dataset, e.g. one folder per dataset and click model).
+                reference = next(
+                    (
+                        r
+                        for r in members
+                        if r.click_model == OFFICIAL_CLICK_MODEL
+                        and _value(summaries[r.label], d, ROBUSTNESS_METRIC) is not None
+                    ),
+                    official,
+                )
                 comparison = None
-                if official is not None and run is not official and value is not None:
+                if (
+                    reference is not None
+                    and run.click_model != OFFICIAL_CLICK_MODEL
+                    and value is not None
+                ):
                     comparison = _paired_on_shared(
-                        per_instance, run.label, official.label, d, ROBUSTNESS_METRIC
+                        per_instance, run.label, reference.label, d, ROBUSTNESS_METRIC
                     )
                 if comparison is None:
-                    row_text.append("" if run is official else MISSING)
+                    row_text.append(
+                        "" if run.click_model == OFFICIAL_CLICK_MODEL or value is None else MISSING
+                    )
                     row_ci.append("")
                     row_mark.append("")
                     row_tip.append("")
