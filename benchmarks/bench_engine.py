@@ -9,12 +9,16 @@ a time, one forward per click).
 Columns, per model and batch size:
 - inst/s, and x b1 = inst/s divided by batch 1's;
 - net%: share of the run's wall time the network forward was busy. The predictor's
-  `pipeline.forward` (the network call of `EvalPredictor`) is wrapped with a timer; on CUDA the
-  timer synchronises the device before and after, so the share is device-busy time;
+  `pipeline.forward` (the network call of `EvalPredictor`) is wrapped with a timer that counts
+  the time at least one forward runs (on the CPU a few may run side by side); on CUDA it
+  synchronises the device before and after, so the share is device-busy time;
+- fwd: number of forward calls;
 - pred%: share inside the predictor (`predict_batch` / `open_instance`: forward plus the
   per-instance zoom-in, flip and paste-back transforms), from the run's `model_s` + `start_s`;
 - harness%: the engine's own per-click work (click rule, IoU, bookkeeping, decoding), from
   `harness_s`; the rest of the wall time is the store, the prefetch hand-off and Python;
+- cpu/inst: process CPU seconds (all threads) per instance, a check on inst/s that depends less
+  on other load on a shared machine (OpenMP spin-waiting counts as CPU time, though);
 - same: whether the run's protocol columns (clicks and IoUs) equal batch 1's exactly; if not,
   the largest IoU difference.
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,25 +59,43 @@ GOLDEN_CHECKPOINTS = {
 }
 
 
-@dataclass
 class ForwardTimer:
-    """Wraps a network call; `busy_s` accumulates the time spent inside it."""
+    """Wraps a network call; `busy_s` accumulates the time at least one call is running.
 
-    forward: Callable[..., Any]
-    device: torch.device
-    busy_s: float = 0.0
-    calls: int = 0
+    On the CPU the predictor may run a few forwards side by side (`cpu_parallel`), so the
+    intervals are merged rather than summed: busy_s never exceeds the wall time.
+    """
+
+    def __init__(self, forward: Callable[..., Any], device: torch.device) -> None:
+        self.forward = forward
+        self.device = device
+        self.busy_s = 0.0
+        self.calls = 0
+        self._running = 0
+        self._since = 0.0
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        self.busy_s, self.calls = 0.0, 0
 
     def __call__(self, *args: Any) -> Any:
         cuda = self.device.type == "cuda"
         if cuda:
             torch.cuda.synchronize(self.device)
-        tic = time.perf_counter()
-        out = self.forward(*args)
-        if cuda:
-            torch.cuda.synchronize(self.device)
-        self.busy_s += time.perf_counter() - tic
-        self.calls += 1
+        with self._lock:
+            if self._running == 0:
+                self._since = time.perf_counter()
+            self._running += 1
+            self.calls += 1
+        try:
+            out = self.forward(*args)
+            if cuda:
+                torch.cuda.synchronize(self.device)
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    self.busy_s += time.perf_counter() - self._since
         return out
 
 
@@ -82,6 +105,7 @@ class Result:
     instances: int
     clicks: int
     wall_s: float
+    cpu_s: float
     forward_s: float | None
     forwards: int
     predictor_s: float
@@ -124,7 +148,7 @@ def run_once(
     out: Path,
 ) -> Result:
     if timer is not None:
-        timer.busy_s, timer.calls = 0.0, 0
+        timer.reset()
     request = RunRequest(
         model=model,
         datasets=(args.dataset,),
@@ -137,9 +161,9 @@ def run_once(
         progress=False,
         batch_size=batch,
     )
-    tic = time.perf_counter()
+    tic, cpu_tic = time.perf_counter(), time.process_time()
     manifest = run(request)
-    wall = time.perf_counter() - tic
+    wall, cpu = time.perf_counter() - tic, time.process_time() - cpu_tic
     if manifest.get("errors"):
         raise SystemExit(f"{model} batch {batch}: instances failed: {manifest['errors'][:3]}")
     frame = read_trajectories(out)
@@ -149,6 +173,7 @@ def run_once(
         instances=int(frame.groupby(["dataset", "sample_id"]).ngroups),
         clicks=len(frame),
         wall_s=wall,
+        cpu_s=cpu,
         forward_s=timer.busy_s if timer is not None else None,
         forwards=timer.calls if timer is not None else 0,
         predictor_s=float(frame["model_s"].sum() + start_s),
@@ -197,7 +222,7 @@ def main() -> None:
     )
     header = (
         f"{'model':20s} {'batch':>5s} {'inst/s':>8s} {'x b1':>6s} {'net%':>6s} "
-        f"{'pred%':>6s} {'harn%':>6s} {'fwd':>5s} {'wall s':>7s}  same as b1"
+        f"{'pred%':>6s} {'harn%':>6s} {'fwd':>5s} {'wall s':>7s} {'cpu/inst':>8s}  same as b1"
     )
     for name in args.models.split(","):
         checkpoint = checkpoints.get(name)
@@ -227,7 +252,8 @@ def main() -> None:
                 print(
                     f"{name:20s} {batch:5d} {rate:8.3f} {rate / base:6.2f} {net:>6s} "
                     f"{100 * r.predictor_s / r.wall_s:5.1f}% {100 * r.harness_s / r.wall_s:5.1f}% "
-                    f"{r.forwards:5d} {r.wall_s:7.1f}  {same_as(results[0].frame, r.frame)}",
+                    f"{r.forwards:5d} {r.wall_s:7.1f} {r.cpu_s / r.instances:8.2f}  "
+                    f"{same_as(results[0].frame, r.frame)}",
                     flush=True,
                 )
 

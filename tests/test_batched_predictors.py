@@ -19,6 +19,7 @@ from bench.adapters import MODELS, make_predictor, supports_batch
 from bench.adapters.classical.grabcut_opencv import GrabCutPredictor
 from bench.adapters.classical.random_walker import RandomWalkerPredictor
 from bench.adapters.common.click_maps import disk_maps
+from bench.adapters.common.cpu_parallel import plan_forwards
 from bench.adapters.common.eval_predictor import EvalPredictor
 from bench.adapters.common.points import batch_points, net_clicks, points_tensor
 from bench.datasets import list_samples
@@ -31,10 +32,11 @@ REAL_MODELS = {
     "ritm_hrnet18s": "ritm-hrnet18s",
 }
 # Batched float32 kernels may round differently from batch 1 (another blocking of the same
-# reductions), like a change of thread count: golden/README.md section 3 measured 2.7e-6
-# (xTiny) and 3.8e-6 (HRNet-18s) between the 1- and 2-thread predictor maps. On the development
-# CPU (x86-64, torch 2.13.0+cpu) batch 4 measured exactly 0 for both networks; the tolerance
-# leaves room for other kernels at about 3x the thread-count gap.
+# reductions), and the CPU path's concurrent forwards run on one intra-op thread where batch 1
+# uses torch's thread count: golden/README.md section 3 measured 2.7e-6 (xTiny) and 3.8e-6
+# (HRNet-18s) between 1- and 2-thread predictor maps. On the development CPU (AMD EPYC, torch
+# 2.13.0+cpu, 2 threads) one batch-4 forward measured exactly 0 for both networks; the
+# tolerance leaves room for the thread-count effect and other kernels at about 3x that gap.
 BATCH_PROB_ATOL = 1e-5
 
 
@@ -123,6 +125,40 @@ def test_padding_rows_do_not_change_the_network_output(golden, golden_name):
     np.testing.assert_allclose(plain.numpy(), io["instances"], rtol=0, atol=5e-4)
 
 
+def test_plan_forwards_groups_by_shape_then_splits_for_idle_workers():
+    shapes = [(448, 448)] * 5 + [(300, 400), (448, 448)]
+    assert plan_forwards(shapes, 1) == [[0, 1, 2, 3, 4, 6], [5]]
+    assert plan_forwards(shapes, 2) == [[0, 1, 2, 3, 4, 6], [5]]
+    assert plan_forwards(shapes, 3) == [[0, 1, 2], [3, 4, 6], [5]]
+    assert plan_forwards([(1, 1)] * 2, 8) == [[0], [1]]  # never below one input per forward
+
+
+def test_cpu_workers_split_forwards_and_restore_torch_threads(grabcut_samples):
+    """Same maps whether one forward serves all instances or two run side by side, and the
+    caller's torch thread count survives (the workers run with one intra-op thread)."""
+    calls: list[tuple[int, int]] = []
+
+    def recording(x, points):
+        calls.append((int(x.shape[0]), torch.get_num_threads()))
+        return fake_click_net(x, points)
+
+    samples = grabcut_samples[:4]
+    maps = {}
+    for workers in (1, 2):
+        calls.clear()
+        predictor = EvalPredictor(recording, ZOOM_SETTINGS["simpleclick"], forward_workers=workers)
+        threads = torch.get_num_threads()
+        maps[workers] = [step for _, step in run_lockstep(predictor, samples, 2)]
+        assert torch.get_num_threads() == threads
+        if workers == 1:
+            assert calls == [(8, threads)] * 2  # one forward of 4 instances x flip per click
+        else:
+            assert calls == [(4, 1)] * 4  # two forwards of 2 instances per click, 1 thread each
+    for one, two in zip(maps[1], maps[2]):
+        for (c1, p1, _), (c2, p2, _) in zip(one, two):
+            assert c1 == c2 and np.array_equal(p1, p2)
+
+
 # --- the official pipeline around FakeClickNet (golden/README.md section 4) ---------------------
 
 
@@ -140,12 +176,13 @@ def one_torch_thread():
 def test_fake_net_pipeline_batch4_matches_official_and_batch1(golden, data_root, setting):
     """All 12 recorded instances, 4 per call, 20 clicks by the official rule: clicks, ROIs,
     IoUs and maps as recorded, and every map bit-identical to a batch-1 run (FakeClickNet
-    computes each batch item on its own, so any difference would be the batching's)."""
+    computes each batch item on its own, so any difference would be the batching's). Two CPU
+    workers: each call makes two forwards side by side (`plan_forwards`)."""
     record = json.loads((golden / "pipeline" / "pipeline_fake_net.json").read_text())
     record = record["settings"][setting]
     saved = np.load(golden / "pipeline" / f"{setting}_eval_probs.npz")
     saved_clicks = [int(k) for k in saved["saved_clicks"]]
-    batched = EvalPredictor(fake_click_net, ZOOM_SETTINGS[setting])
+    batched = EvalPredictor(fake_click_net, ZOOM_SETTINGS[setting], forward_workers=2)
     single = EvalPredictor(fake_click_net, ZOOM_SETTINGS[setting])
     refs = {d: list_samples(d.lower(), data_root) for d in ("GrabCut", "DAVIS")}
     instances = record["instances"]
@@ -220,27 +257,34 @@ def test_real_network_batch4_reproduces_golden_and_batch1(golden, grabcut_sample
         alone.append((clicks, maps))
 
     replay = [recorded] + [clicks for clicks, _ in alone]
-    forward, batch_sizes = predictor.pipeline.forward, []
+    forward = predictor.pipeline.forward
+    batch_sizes: list[int] = []
 
     def counting(x, points):
         batch_sizes.append(int(x.shape[0]))
         return forward(x, points)
 
     predictor.pipeline.forward = counting
-    worst = 0.0
-    for k, step in run_lockstep(predictor, [official, *others], n_clicks, replay):
-        prob = step[0][1]
-        np.testing.assert_allclose(prob, arrays["probs"][k - 1], rtol=0, atol=2e-4)
-        assert abs(float(iou(arrays["gt_mask"], prob > 0.49)) - per_click[k - 1]["iou"]) <= 1e-3
-        roi = per_click[k - 1]["zoom_in_roi_rmin_rmax_cmin_cmax"]
-        got_roi = step[0][2].state.zoom.roi  # RITM's first click is not zoomed: None
-        assert (list(got_roi) if got_roi is not None else None) == roi
-        for (_, maps), (_, batched, _) in zip(alone, step[1:]):
-            worst = max(worst, float(np.abs(batched - maps[k - 1]).max()))
-    assert worst <= BATCH_PROB_ATOL, worst
-    # Forwards really were shared: RITM's ran 8, 6+2, ... (click 1 at the common native size
-    # 321 x 481, later clicks grouped by ROI shape); SimpleClick's always 8 (448 x 448).
-    assert max(batch_sizes) == 2 * BATCH and len(batch_sizes) < BATCH * n_clicks
+    for workers in (1, 2):  # one forward per shape group; two CPU forwards side by side
+        predictor.pipeline.forward_workers = workers
+        batch_sizes.clear()
+        worst = 0.0
+        for k, step in run_lockstep(predictor, [official, *others], n_clicks, replay):
+            prob = step[0][1]
+            np.testing.assert_allclose(prob, arrays["probs"][k - 1], rtol=0, atol=2e-4)
+            got_iou = float(iou(arrays["gt_mask"], prob > 0.49))
+            assert abs(got_iou - per_click[k - 1]["iou"]) <= 1e-3
+            roi = per_click[k - 1]["zoom_in_roi_rmin_rmax_cmin_cmax"]
+            got_roi = step[0][2].state.zoom.roi  # RITM's first click is not zoomed: None
+            assert (list(got_roi) if got_roi is not None else None) == roi
+            for (_, maps), (_, batched, _) in zip(alone, step[1:]):
+                worst = max(worst, float(np.abs(batched - maps[k - 1]).max()))
+        assert worst <= BATCH_PROB_ATOL, (workers, worst)
+        assert sum(batch_sizes) == 2 * BATCH * n_clicks
+        if workers == 1:
+            # Forwards really were shared: RITM's ran 8, 6+2, ... (click 1 at the common native
+            # size 321 x 481, later clicks grouped by ROI shape); SimpleClick's always 8.
+            assert max(batch_sizes) == 2 * BATCH and len(batch_sizes) < BATCH * n_clicks
 
 
 # --- a failed call changes no handle ---------------------------------------------------------
@@ -330,3 +374,17 @@ def test_classical_batches_equal_predict_bit_exactly(grabcut_samples, name):
         assert len(clicks[sample.id]) == n_clicks and len(maps[sample.id]) == n_clicks
         for k, prob in enumerate(run_one(single, sample, clicks[sample.id])):
             assert np.array_equal(prob, maps[sample.id][k]), f"{name} {sample.id} click {k + 1}"
+
+
+def test_forward_workers_option_is_validated_and_recorded(golden):
+    checkpoint = str(golden / "equivalence" / "ritm_hrnet18s_random.pth")
+    spec = MODELS["ritm-hrnet18s"]
+    one = make_predictor(spec, checkpoint=checkpoint, device="cpu", forward_workers="1")
+    assert one.pipeline.workers() == 1
+    assert one.describe()["batched"]["rule"] == "one forward per input shape"
+    default = make_predictor(spec, checkpoint=checkpoint, device="cpu")
+    assert default.pipeline.workers() == torch.get_num_threads()
+    assert "side by side" in default.describe()["batched"]["rule"]
+    for bad in ("0", "two", "1.5"):
+        with pytest.raises(ValueError, match="forward_workers"):
+            make_predictor(spec, checkpoint=checkpoint, device="cpu", forward_workers=bad)

@@ -11,7 +11,8 @@ One click is three steps so a batched engine can run the middle one for many ins
 `prepare_inputs` (state + clicks -> network input), the forward, and `map_output_back`
 (logits -> full-size probability + next state). Only the forward touches the model.
 `open_instance`/`predict_batch` (the `bench.adapters.BatchPredictor` interface) do exactly that:
-one forward per group of instances whose network inputs have the same size. The official code
+one forward per group of instances whose network inputs have the same size (on the CPU, a few
+forwards side by side, `cpu_parallel`). The official code
 runs one instance at a time; every transform here is per instance and the network treats batch
 items independently (eval-mode BatchNorm, per-sample GroupNorm/LayerNorm, padding click rows
 dropped by DistMaps), so batching changes only the float rounding of the batched kernels.
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.adapters.common.cpu_parallel import SingleThreadedPool, plan_forwards
 from bench.adapters.common.flip import flip_forward, flip_inverse
 from bench.adapters.common.points import batch_points, net_clicks, points_tensor
 from bench.adapters.common.zoom_in import (
@@ -153,6 +155,11 @@ class EvalPredictor:
     `zoom_in(dataset)` gives the ZoomIn setting per dataset (None: no zoom); `on_dataset(name)`
     runs when the dataset changes (SimpleClick resizes its position embedding for DAVIS).
     Inputs are cast to `dtype` on `device` for the forward only; the transforms run in float32.
+
+    `predict_batch` makes one forward per input shape on a GPU. On the CPU it runs
+    `forward_workers` forwards side by side (default: torch's thread count), one intra-op thread
+    each, splitting the largest shape group while there are fewer forwards than workers
+    (`cpu_parallel` says why and what it costs in the last bits).
     """
 
     def __init__(
@@ -164,6 +171,7 @@ class EvalPredictor:
         dtype: torch.dtype = torch.float32,
         on_dataset: Callable[[str], None] | None = None,
         net_clicks_limit: int | None = None,
+        forward_workers: int | None = None,
     ):
         self.forward = forward
         self.zoom_in = zoom_in
@@ -172,6 +180,8 @@ class EvalPredictor:
         self.dtype = dtype
         self.on_dataset = on_dataset
         self.net_clicks_limit = net_clicks_limit
+        self.forward_workers = forward_workers
+        self._pool: SingleThreadedPool | None = None
         self.dataset: str | None = None
         self.config: PipelineConfig | None = None
         self.state: InstanceState | None = None
@@ -201,33 +211,43 @@ class EvalPredictor:
         with torch.no_grad():
             return self.forward(net_input.x.to(self.dtype), net_input.points)
 
-    def run_forward_batch(self, inputs: Sequence[NetInput]) -> list[torch.Tensor]:
-        """Logits per input, one forward per group of inputs with the same spatial size.
+    def workers(self) -> int:
+        """Concurrent forwards of one `predict_batch` call (1 on a GPU unless set)."""
+        if self.forward_workers is not None:
+            return max(1, int(self.forward_workers))
+        return torch.get_num_threads() if self.device.type == "cpu" else 1
 
-        A group's images are concatenated along the batch (each input already holds its flip
-        pair) and its points tensors padded to one click count (`batch_points`). An input alone
-        in its group runs exactly as `predict` runs it.
-        """
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, net_input in enumerate(inputs):
-            groups.setdefault(tuple(net_input.x.shape[2:]), []).append(i)
+    def run_forward_batch(self, inputs: Sequence[NetInput]) -> list[torch.Tensor]:
+        """Logits per input: one forward per group of inputs with the same spatial size, or
+        per part of a group when there are more CPU workers than groups (`plan_forwards`)."""
+        workers = self.workers()
+        jobs = plan_forwards([tuple(i.x.shape[2:]) for i in inputs], workers)
+        if workers > 1 and len(jobs) > 1:
+            if self._pool is None or self._pool.workers != workers:
+                self._pool = SingleThreadedPool(workers)
+            parts = self._pool.map(lambda job: self._forward_group(inputs, job), jobs)
+        else:
+            parts = [self._forward_group(inputs, job) for job in jobs]
         logits: list[torch.Tensor] = [torch.empty(0)] * len(inputs)
-        for members in groups.values():
-            if len(members) == 1:
-                logits[members[0]] = self.run_forward(inputs[members[0]])
-                continue
-            x = torch.cat([inputs[i].x for i in members]).to(self.dtype)
-            points = batch_points([inputs[i].points for i in members])
-            with torch.no_grad():
-                out = self.forward(x, points)
-            sizes = [int(inputs[i].x.shape[0]) for i in members]
-            if out.shape[0] != sum(sizes):
-                raise ValueError(
-                    f"network returned {out.shape[0]} maps for a batch of {sum(sizes)}"
-                )
-            for i, part in zip(members, out.split(sizes)):
-                logits[i] = part
+        for job, outs in zip(jobs, parts):
+            for i, out in zip(job, outs):
+                logits[i] = out
         return logits
+
+    def _forward_group(self, inputs: Sequence[NetInput], members: list[int]) -> list[torch.Tensor]:
+        """One forward for same-size inputs: images concatenated along the batch (each input
+        already holds its flip pair), points padded to one click count (`batch_points`). An
+        input alone runs exactly as `predict` runs it."""
+        if len(members) == 1:
+            return [self.run_forward(inputs[members[0]])]
+        x = torch.cat([inputs[i].x for i in members]).to(self.dtype)
+        points = batch_points([inputs[i].points for i in members])
+        with torch.no_grad():
+            out = self.forward(x, points)
+        sizes = [int(inputs[i].x.shape[0]) for i in members]
+        if out.shape[0] != sum(sizes):
+            raise ValueError(f"network returned {out.shape[0]} maps for a batch of {sum(sizes)}")
+        return list(out.split(sizes))
 
     def predict_batch(
         self, requests: Sequence[tuple[InstanceHandle, Sequence[Click]]]

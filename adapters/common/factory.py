@@ -86,6 +86,36 @@ def parse_options(
     )
 
 
+BATCHED_OPTIONS = ("forward_workers",)
+"""Options of the batched evaluation predictor (`EvalPredictor.predict_batch`)."""
+
+
+def forward_workers(name: str, options: DeepOptions) -> int | None:
+    """The `forward_workers` option: forwards a batched call runs side by side on the CPU
+    (`bench.adapters.common.cpu_parallel`); None = torch's thread count, 1 = one forward per
+    input shape (as on a GPU)."""
+    value = options.extra.get("forward_workers")
+    if value is None or value == "":
+        return None
+    try:
+        workers = int(value)
+    except (TypeError, ValueError):
+        workers = 0
+    if workers < 1 or str(workers) != str(value).strip():
+        raise ValueError(f"{name}: forward_workers={value!r}: expected a positive integer")
+    return workers
+
+
+def batched_record(workers: int | None, device: torch.device) -> dict[str, Any]:
+    """How `predict_batch` runs the network, for the manifest."""
+    if workers == 1 or (workers is None and device.type != "cpu"):
+        rule = "one forward per input shape"
+    else:
+        count = "torch's thread count" if workers is None else str(workers)
+        rule = f"{count} forwards side by side, one intra-op thread each"
+    return {"forward_workers": workers, "rule": rule}
+
+
 def checkpoint_record(ckpt: Checkpoint) -> dict[str, Any]:
     return {
         "checkpoint": str(ckpt.path),

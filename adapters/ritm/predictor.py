@@ -29,8 +29,11 @@ from bench.adapters.checkpoint import (
 )
 from bench.adapters.common.eval_predictor import EvalPredictor, ritm_cvpr_zoom_in
 from bench.adapters.common.factory import (
+    BATCHED_OPTIONS,
     ModelPredictor,
+    batched_record,
     checkpoint_record,
+    forward_workers,
     parse_options,
     runtime_record,
 )
@@ -117,13 +120,19 @@ def make_ritm_predictor(variant: str, **options: Any) -> RITMPredictor:
     `dtype` ("float32" | "bfloat16" | "float16"; the transforms stay float32),
     `trust_checkpoint` (unpickle with weights_only=False; RITM files never need it),
     `zoom_in` (default True: the official cvpr ZoomIn; False runs every click on the whole
-    image) and `flip` (default True: official flip averaging). Booleans also accept "true" /
-    "false" as given on the command line.
+    image), `flip` (default True: official flip averaging) and `forward_workers`
+    (`bench.adapters.common.factory.forward_workers`). Booleans also accept "true" / "false" as
+    given on the command line.
     """
     name = f"ritm-{variant}"
     opts = parse_options(
-        name, options, checkpoint_files=CHECKPOINT_FILES[variant], download_page=DOWNLOAD_PAGE
+        name,
+        options,
+        checkpoint_files=CHECKPOINT_FILES[variant],
+        download_page=DOWNLOAD_PAGE,
+        extra=BATCHED_OPTIONS,
     )
+    workers = forward_workers(name, opts)
     model, record = load_hrnet(variant, opts.checkpoint, trust=opts.trust_checkpoint)
     model = model.to(device=opts.device, dtype=opts.dtype)
 
@@ -136,6 +145,7 @@ def make_ritm_predictor(variant: str, **options: Any) -> RITMPredictor:
         with_flip=opts.flip,
         device=opts.device,
         dtype=opts.dtype,
+        forward_workers=workers,
     )
     description = {
         "model": name,
@@ -145,6 +155,7 @@ def make_ritm_predictor(variant: str, **options: Any) -> RITMPredictor:
         "zoom_in": _zoom_description(opts.zoom_in),
         "flip": opts.flip,
         "predictor": "official BasePredictor, NoBRS, prev-mask = probability map",
+        "batched": batched_record(workers, opts.device),
         **runtime_record(opts),
     }
     return ModelPredictor(model, pipeline, description)

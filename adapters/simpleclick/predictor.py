@@ -33,8 +33,11 @@ from bench.adapters.common.eval_predictor import (
     simpleclick_cvpr_zoom_in,
 )
 from bench.adapters.common.factory import (
+    BATCHED_OPTIONS,
     ModelPredictor,
+    batched_record,
     checkpoint_record,
+    forward_workers,
     parse_options,
     runtime_record,
 )
@@ -145,15 +148,17 @@ def make_simpleclick_predictor(
     variant: str, *, name: str | None = None, **options: Any
 ) -> SimpleClickPredictor:
     """Predictor of one SimpleClick ViT variant; options: the common ones
-    (`bench.adapters.common.factory.COMMON_OPTIONS`) and `input_size` (official `fixedN`)."""
+    (`bench.adapters.common.factory.COMMON_OPTIONS`), `input_size` (official `fixedN`) and
+    `forward_workers` (`bench.adapters.common.factory.forward_workers`)."""
     name = name or f"simpleclick-{_MODEL_SUFFIX[variant]}"
     opts = parse_options(
         name,
         options,
         checkpoint_files=CHECKPOINT_FILES[variant],
         download_page=DOWNLOAD_PAGE,
-        extra=("input_size",),
+        extra=("input_size", *BATCHED_OPTIONS),
     )
+    workers = forward_workers(name, opts)
     zoom_in, flip = opts.zoom_in, opts.flip
     input_size = opts.extra.get("input_size")
     input_size = int(input_size) if input_size not in (None, "") else None
@@ -177,6 +182,7 @@ def make_simpleclick_predictor(
         device=opts.device,
         dtype=opts.dtype,
         on_dataset=on_dataset,
+        forward_workers=workers,
     )
     description = {
         "model": name,
@@ -195,6 +201,7 @@ def make_simpleclick_predictor(
         "per dataset",
         "flip": flip,
         "predictor": "official BasePredictor, NoBRS, prev-mask = probability map",
+        "batched": batched_record(workers, opts.device),
         **runtime_record(opts),
     }
     return ModelPredictor(model, pipeline, description)
