@@ -125,17 +125,15 @@ def test_padding_rows_do_not_change_the_network_output(golden, golden_name):
     np.testing.assert_allclose(plain.numpy(), io["instances"], rtol=0, atol=5e-4)
 
 
-def test_plan_forwards_groups_by_shape_then_splits_for_idle_workers():
-    shapes = [(448, 448)] * 5 + [(300, 400), (448, 448)]
-    assert plan_forwards(shapes, 1) == [[0, 1, 2, 3, 4, 6], [5]]
-    assert plan_forwards(shapes, 2) == [[0, 1, 2, 3, 4, 6], [5]]
-    assert plan_forwards(shapes, 3) == [[0, 1, 2], [3, 4, 6], [5]]
-    assert plan_forwards([(1, 1)] * 2, 8) == [[0], [1]]  # never below one input per forward
+def test_plan_forwards_groups_by_shape_or_runs_instances_side_by_side():
+    shapes = [(448, 448)] * 2 + [(300, 400), (448, 448)]
+    assert plan_forwards(shapes, 1) == [[0, 1, 3], [2]]
+    assert plan_forwards(shapes, 2) == [[0], [1], [2], [3]]
 
 
-def test_cpu_workers_split_forwards_and_restore_torch_threads(grabcut_samples):
-    """Same maps whether one forward serves all instances or two run side by side, and the
-    caller's torch thread count survives (the workers run with one intra-op thread)."""
+def test_cpu_workers_run_instances_side_by_side_and_restore_torch_threads(grabcut_samples):
+    """Same maps whether one forward serves all instances or each instance's forward runs on a
+    worker, and the caller's torch thread count survives (workers use one intra-op thread)."""
     calls: list[tuple[int, int]] = []
 
     def recording(x, points):
@@ -153,7 +151,7 @@ def test_cpu_workers_split_forwards_and_restore_torch_threads(grabcut_samples):
         if workers == 1:
             assert calls == [(8, threads)] * 2  # one forward of 4 instances x flip per click
         else:
-            assert calls == [(4, 1)] * 4  # two forwards of 2 instances per click, 1 thread each
+            assert calls == [(2, 1)] * 8  # one forward per instance, 1 thread each
     for one, two in zip(maps[1], maps[2]):
         for (c1, p1, _), (c2, p2, _) in zip(one, two):
             assert c1 == c2 and np.array_equal(p1, p2)
@@ -177,7 +175,7 @@ def test_fake_net_pipeline_batch4_matches_official_and_batch1(golden, data_root,
     """All 12 recorded instances, 4 per call, 20 clicks by the official rule: clicks, ROIs,
     IoUs and maps as recorded, and every map bit-identical to a batch-1 run (FakeClickNet
     computes each batch item on its own, so any difference would be the batching's). Two CPU
-    workers: each call makes two forwards side by side (`plan_forwards`)."""
+    workers: each instance's forward runs on its own (`plan_forwards`)."""
     record = json.loads((golden / "pipeline" / "pipeline_fake_net.json").read_text())
     record = record["settings"][setting]
     saved = np.load(golden / "pipeline" / f"{setting}_eval_probs.npz")
@@ -265,7 +263,7 @@ def test_real_network_batch4_reproduces_golden_and_batch1(golden, grabcut_sample
         return forward(x, points)
 
     predictor.pipeline.forward = counting
-    for workers in (1, 2):  # one forward per shape group; two CPU forwards side by side
+    for workers in (1, 2):  # one forward per shape group; instance forwards side by side
         predictor.pipeline.forward_workers = workers
         batch_sizes.clear()
         worst = 0.0

@@ -1,17 +1,23 @@
-"""Several network forwards side by side on the CPU, each on one intra-op thread.
+"""Several instances' network forwards side by side on the CPU, one intra-op thread each.
 
-Why: a click network's forward at batch 2 (one instance and its flip) keeps two CPU cores only
-partly busy with torch's intra-op threads (OpenMP barriers after every operator; far worse when
-other processes share the cores), and one large batch is no cheaper per image on a CPU (measured
-on ViT-xTiny at 672 x 672: 0.50 CPU s per image at batch 2, 0.58 at batch 16, 0.71 at batch 32,
-one thread: the activations leave the caches). Running the forwards of different instances
-concurrently, one intra-op thread each, keeps every core on its own forward without barriers
-(8 images on 2 shared cores: 9.0 s as four batch-2 forwards on 2 threads, 5.8 s as one batch-8
-forward, 4.4 s as four batch-2 forwards on two worker threads of one intra-op thread each).
+Why not one large batch on a CPU: a forward at batch 2 (one instance and its flip) is already
+the cheapest per image, and larger batches cost more per image because the activations leave
+the caches (ViT-xTiny at 672 x 672, one thread: 0.50 CPU s per image at batch 2, 0.58 at 16,
+0.71 at 32). What a batch-1 loop does waste is the second core: torch's intra-op threads meet at
+an OpenMP barrier after every operator, which idles a core, and stalls badly when other
+processes share the cores. So a batched call on the CPU runs each instance's forward on its
+own, `workers` at a time on worker threads with one intra-op thread each.
+
+Measured on the 2-core development machine, the network alone, 8 images (8 batch-2 forwards):
+with other processes using about 1.7 cores, ViT-xTiny at 672 x 672 took 4.97-5.54 s as a
+batch-1 loop on 2 threads, 4.77-5.13 s side by side on 2 workers, 6.4-6.6 s as one batch-16
+forward and 5.5-6.0 s as two batch-8 forwards on 2 workers; with about 3.4-4.1 cores' worth of
+other load, HRNet-18s at 480 x 854 took 16.8-69.5 s as a batch-1 loop and 12.5-23.2 s side by
+side.
 
 Values: one intra-op thread splits some reductions differently from two, so outputs may differ
 from the batch-1 path's in the last bits, as any change of thread count does (golden/README.md
-section 3: 8.3e-6 on xTiny logits between 1 and 2 threads).
+section 3: 8.3e-6 on xTiny logits between 1 and 2 threads; 2.6e-6 measured here on the maps).
 """
 
 from __future__ import annotations
@@ -27,20 +33,15 @@ Result = TypeVar("Result")
 
 
 def plan_forwards(shapes: Sequence[tuple[int, ...]], workers: int) -> list[list[int]]:
-    """Indices of the inputs each forward takes: one forward per input shape, the largest
-    forward halved while there are fewer forwards than `workers` (contiguous, in order)."""
+    """Indices of the inputs each forward takes: with one worker, one forward per input shape
+    (inputs in order within it, forwards in order of first appearance); with several (the CPU
+    path), one forward per input (see the module docstring)."""
+    if workers > 1:
+        return [[i] for i in range(len(shapes))]
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, shape in enumerate(shapes):
         groups.setdefault(tuple(shape), []).append(i)
-    jobs = list(groups.values())
-    while len(jobs) < workers:
-        largest = max(range(len(jobs)), key=lambda j: len(jobs[j]))
-        if len(jobs[largest]) < 2:
-            break
-        members = jobs.pop(largest)
-        half = (len(members) + 1) // 2
-        jobs[largest:largest] = [members[:half], members[half:]]
-    return jobs
+    return list(groups.values())
 
 
 class SingleThreadedPool:

@@ -11,8 +11,8 @@ One click is three steps so a batched engine can run the middle one for many ins
 `prepare_inputs` (state + clicks -> network input), the forward, and `map_output_back`
 (logits -> full-size probability + next state). Only the forward touches the model.
 `open_instance`/`predict_batch` (the `bench.adapters.BatchPredictor` interface) do exactly that:
-one forward per group of instances whose network inputs have the same size (on the CPU, a few
-forwards side by side, `cpu_parallel`). The official code
+one forward per group of instances whose network inputs have the same size (on the CPU, the
+instances' forwards side by side instead, `cpu_parallel`). The official code
 runs one instance at a time; every transform here is per instance and the network treats batch
 items independently (eval-mode BatchNorm, per-sample GroupNorm/LayerNorm, padding click rows
 dropped by DistMaps), so batching changes only the float rounding of the batched kernels.
@@ -156,10 +156,10 @@ class EvalPredictor:
     runs when the dataset changes (SimpleClick resizes its position embedding for DAVIS).
     Inputs are cast to `dtype` on `device` for the forward only; the transforms run in float32.
 
-    `predict_batch` makes one forward per input shape on a GPU. On the CPU it runs
-    `forward_workers` forwards side by side (default: torch's thread count), one intra-op thread
-    each, splitting the largest shape group while there are fewer forwards than workers
-    (`cpu_parallel` says why and what it costs in the last bits).
+    `predict_batch` makes one forward per input shape on a GPU (or with `forward_workers=1`).
+    On the CPU it runs each instance's forward on its own, `forward_workers` at a time side by
+    side (default: torch's thread count), one intra-op thread each (`cpu_parallel` says why and
+    what it costs in the last bits).
     """
 
     def __init__(
@@ -219,7 +219,7 @@ class EvalPredictor:
 
     def run_forward_batch(self, inputs: Sequence[NetInput]) -> list[torch.Tensor]:
         """Logits per input: one forward per group of inputs with the same spatial size, or
-        per part of a group when there are more CPU workers than groups (`plan_forwards`)."""
+        one per input on several CPU workers (`plan_forwards`)."""
         workers = self.workers()
         jobs = plan_forwards([tuple(i.x.shape[2:]) for i in inputs], workers)
         if workers > 1 and len(jobs) > 1:

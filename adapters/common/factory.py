@@ -91,9 +91,9 @@ BATCHED_OPTIONS = ("forward_workers",)
 
 
 def forward_workers(name: str, options: DeepOptions) -> int | None:
-    """The `forward_workers` option: forwards a batched call runs side by side on the CPU
-    (`bench.adapters.common.cpu_parallel`); None = torch's thread count, 1 = one forward per
-    input shape (as on a GPU)."""
+    """The `forward_workers` option: instance forwards a batched call runs side by side on the
+    CPU (`bench.adapters.common.cpu_parallel`); None = torch's thread count on the CPU, one
+    forward per input shape on a GPU; 1 = one forward per input shape."""
     value = options.extra.get("forward_workers")
     if value is None or value == "":
         return None
@@ -112,7 +112,7 @@ def batched_record(workers: int | None, device: torch.device) -> dict[str, Any]:
         rule = "one forward per input shape"
     else:
         count = "torch's thread count" if workers is None else str(workers)
-        rule = f"{count} forwards side by side, one intra-op thread each"
+        rule = f"one forward per instance, {count} side by side, one intra-op thread each"
     return {"forward_workers": workers, "rule": rule}
 
 
