@@ -22,6 +22,16 @@ Columns, per model and batch size:
 - same: whether the run's protocol columns (clicks and IoUs) equal batch 1's exactly; if not,
   the largest IoU difference.
 
+With `--repeat R` the batch sizes run R rounds, interleaved (1, 4, 8, 16, 1, 4, ...), so slow
+phases of a shared machine hit every batch size alike; each row is then the median round.
+
+Below the engine table, the *network ceiling*: the predictor's own batched call
+(`run_forward_batch`, the exact path `predict_batch` takes: one forward per shape on a GPU,
+single-threaded forwards side by side on the CPU) timed alone on the first real network input
+of the batch-1 run, repeated for B instances, best of `--ceiling-repeat`. Its `x b1` is the
+most any engine could gain from batching on this machine, because nothing but the network is
+left to save once the harness is ~1 % (a CPU that is already busy at batch 1 shows ~1.0 there).
+
 The model is built once (`make_predictor`) and reused by every run, so model loading is not
 timed; a short warm-up run (2 instances, 2 clicks) comes first. Checkpoints default to the
 random-weight official-format files in `golden/equivalence` (same architecture and cost as the
@@ -37,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -71,6 +82,7 @@ class ForwardTimer:
         self.device = device
         self.busy_s = 0.0
         self.calls = 0
+        self.first_args: tuple[Any, ...] | None = None
         self._running = 0
         self._since = 0.0
         self._lock = threading.Lock()
@@ -87,6 +99,8 @@ class ForwardTimer:
                 self._since = time.perf_counter()
             self._running += 1
             self.calls += 1
+            if self.first_args is None:
+                self.first_args = args
         try:
             out = self.forward(*args)
             if cuda:
@@ -123,7 +137,7 @@ def parse_pairs(values: list[str], what: str) -> dict[str, str]:
     return pairs
 
 
-def timed_model(name: str, options: dict[str, Any]) -> tuple[str, ForwardTimer | None]:
+def timed_model(name: str, options: dict[str, Any]) -> tuple[str, ForwardTimer | None, Any]:
     """Build the predictor once, time its network forward, and register it under a new name
     whose factory hands back that same object (so each run skips the model load)."""
     predictor = make_predictor(resolve_model(name), **options)
@@ -134,7 +148,7 @@ def timed_model(name: str, options: dict[str, Any]) -> tuple[str, ForwardTimer |
         pipeline.forward = timer
     timed_name = f"{name}+forward-timer"
     register_model(ModelSpec(timed_name, factory=lambda **_: predictor, family="benchmark"))
-    return timed_name, timer
+    return timed_name, timer, pipeline
 
 
 def run_once(
@@ -190,6 +204,45 @@ def same_as(reference: pd.DataFrame, frame: pd.DataFrame) -> str:
     return f"no (max IoU diff {(reference['iou'] - frame['iou']).abs().max():.2e})"
 
 
+def median_round(rounds: list[Result]) -> Result:
+    """The round with the median wall time (the lower middle one for an even count)."""
+    ordered = sorted(rounds, key=lambda r: r.wall_s)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def network_ceiling(
+    pipeline: Any, timer: ForwardTimer, batches: list[int], repeat: int
+) -> list[tuple[int, float]]:
+    """(B, network-only instances/s) of the predictor's batched call on B copies of the first
+    real network input: best of `repeat` timed calls after one untimed call per B."""
+    if timer.first_args is None:
+        return []
+    from bench.adapters.common.eval_predictor import NetInput
+
+    x, points = timer.first_args[:2]
+    one = NetInput(x=x, points=points, zoom=None, flipped=True)  # type: ignore[arg-type]
+    forward, pipeline.forward = pipeline.forward, timer.forward  # untimed raw forward
+    cuda = pipeline.device.type == "cuda"
+    rates = []
+    try:
+        for batch in batches:
+            inputs = [one] * batch
+            pipeline.run_forward_batch(inputs)
+            best = float("inf")
+            for _ in range(repeat):
+                if cuda:
+                    torch.cuda.synchronize(pipeline.device)
+                tic = time.perf_counter()
+                pipeline.run_forward_batch(inputs)
+                if cuda:
+                    torch.cuda.synchronize(pipeline.device)
+                best = min(best, time.perf_counter() - tic)
+            rates.append((batch, batch / best))
+    finally:
+        pipeline.forward = forward
+    return rates
+
+
 def main() -> None:
     shared = Path(os.environ.get("ISEG_BENCH_SHARED", Path(__file__).parents[2] / "shared"))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -207,10 +260,16 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=16, help="first N entries")
     parser.add_argument("--max-clicks", type=int, default=3)
     parser.add_argument("--batch-sizes", default="1,4,8,16")
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds (median)")
+    parser.add_argument(
+        "--ceiling-repeat", type=int, default=3, help="timed calls per B (0: no ceiling table)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads")
     args = parser.parse_args()
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
 
     checkpoints = parse_pairs(args.checkpoint, "--checkpoint")
     extra = parse_pairs(args.model_option, "--model-option")
@@ -218,7 +277,8 @@ def main() -> None:
     print(
         f"{args.dataset}: first {args.instances} entries, {args.max_clicks} clicks each, "
         f"device {args.device}, dtype {args.dtype}, torch threads "
-        f"{args.threads or torch.get_num_threads()}, CPUs {os.cpu_count()}"
+        f"{args.threads or torch.get_num_threads()}, CPUs {os.cpu_count()}, "
+        f"{args.repeat} round(s)" + (" (median shown)" if args.repeat > 1 else "")
     )
     header = (
         f"{'model':20s} {'batch':>5s} {'inst/s':>8s} {'x b1':>6s} {'net%':>6s} "
@@ -233,29 +293,49 @@ def main() -> None:
             options["checkpoint"] = checkpoint
         if MODELS.get(name) is not None and MODELS[name].family == "classical":
             options = {k: v for k, v in options.items() if k not in ("dtype", "checkpoint")}
-        model, timer = timed_model(name, options)
+        model, timer, pipeline = timed_model(name, options)
         print(header)
         with tempfile.TemporaryDirectory() as tmp:
             run_once(model, timer, options, args, 1, 2, 2, Path(tmp) / "warmup")
-            results: list[Result] = []
-            for batch in batches:
-                out = Path(tmp) / f"b{batch}"
-                results.append(
-                    run_once(
-                        model, timer, options, args, batch, args.instances, args.max_clicks, out
-                    )  # fmt: skip
-                )
-                r = results[-1]
+            rounds: dict[int, list[Result]] = {batch: [] for batch in batches}
+            for round_number in range(args.repeat):
+                for number, batch in enumerate(batches):
+                    out = Path(tmp) / f"round{round_number}-run{number}-b{batch}"
+                    rounds[batch].append(
+                        run_once(
+                            model,
+                            timer,
+                            options,
+                            args,
+                            batch,
+                            args.instances,
+                            args.max_clicks,
+                            out,
+                        )  # fmt: skip
+                    )
+                    shutil.rmtree(out)
+            results = [median_round(rounds[batch]) for batch in batches]
+            base = results[0].instances / results[0].wall_s
+            for r in results:
                 rate = r.instances / r.wall_s
-                base = results[0].instances / results[0].wall_s
                 net = f"{100 * r.forward_s / r.wall_s:5.1f}%" if r.forward_s is not None else "-"
                 print(
-                    f"{name:20s} {batch:5d} {rate:8.3f} {rate / base:6.2f} {net:>6s} "
+                    f"{name:20s} {r.batch:5d} {rate:8.3f} {rate / base:6.2f} {net:>6s} "
                     f"{100 * r.predictor_s / r.wall_s:5.1f}% {100 * r.harness_s / r.wall_s:5.1f}% "
                     f"{r.forwards:5d} {r.wall_s:7.1f} {r.cpu_s / r.instances:8.2f}  "
                     f"{same_as(results[0].frame, r.frame)}",
                     flush=True,
                 )
+        if timer is not None and pipeline is not None and args.ceiling_repeat > 0:
+            rates = network_ceiling(pipeline, timer, batches, args.ceiling_repeat)
+            if rates:
+                shape = "x".join(str(d) for d in timer.first_args[0].shape)  # type: ignore[index]
+                print(
+                    f"{name}: network ceiling (the batched network call alone, input {shape} "
+                    "per instance): batch, inst/s, x b1"
+                )
+                for batch, rate in rates:
+                    print(f"{'':20s} {batch:5d} {rate:8.3f} {rate / rates[0][1]:6.2f}", flush=True)
 
 
 if __name__ == "__main__":
