@@ -49,18 +49,27 @@ def batch1_davis(data_root, tmp_path_factory) -> Path:
     return out
 
 
+# The engine's two layouts: one cohort (the synchronous loop), and two pipelined cohorts with
+# the per-instance harness work on a thread pool (the GPU layout, exercised here on the CPU).
+LAYOUTS = {"one-cohort": (), "pipelined": ("--pipeline", "--harness-threads", "3")}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("name", ["GrabCut", "DAVIS"])
-def test_batch8_reproduces_official_trajectories(name, golden, data_root, tmp_path):
+def test_batch8_reproduces_official_trajectories(name, layout, golden, data_root, tmp_path):
     """Every instance at batch 8, continuously refilled, against the official clicker's run."""
     log = tmp_path / "calls.txt"
     out = tmp_path / "run"
     bench(*run_args(data_root, out, PROBE, name.lower(), "--batch-size", "8",
-                    "--model-option", f"log={log}"))  # fmt: skip
+                    "--model-option", f"log={log}", *LAYOUTS[layout]))  # fmt: skip
     manifest = json.loads((out / "manifest.json").read_text())
+    pipelined = layout == "pipelined"
     assert manifest["engine"] == {
         "batch_size": 8,
         "batched_predictor": True,
         "effective_batch_size": 8,
+        "harness_threads": 3 if pipelined else min(8, os.cpu_count() or 1),
+        "pipeline": pipelined,
     }
     reference = json.loads((golden / "protocol" / f"{name}.json").read_text())
     frame = read_trajectories(out)
@@ -71,13 +80,39 @@ def test_batch8_reproduces_official_trajectories(name, golden, data_root, tmp_pa
         assert clicks == inst["clicks"], sid
         np.testing.assert_array_equal(group["iou"].to_numpy(), np.float32(inst["ious"]), sid)
     # Continuous batching: full batches until fewer than 8 instances remain to be started,
-    # so at most the last 20 steps (one instance's clicks) run below 8.
+    # so at most the last 20 steps (one instance's clicks) of each cohort run below 8.
     sizes = [int(v) for v in log.read_text().split()]
     assert sum(sizes) == len(frame)
     assert max(sizes) == 8
     first_short = next(i for i, s in enumerate(sizes) if s < 8)
-    assert len(sizes) - first_short <= 20
-    assert sizes[first_short:] == sorted(sizes[first_short:], reverse=True)
+    if pipelined:  # two cohorts take turns: A, B, A, B, ... and each drains at the tail
+        assert len(sizes) - first_short <= 2 * 20
+        for cohort in (sizes[first_short::2], sizes[first_short + 1 :: 2]):
+            assert cohort[1:] == sorted(cohort[1:], reverse=True)
+    else:
+        assert len(sizes) - first_short <= 20
+        assert sizes[first_short:] == sorted(sizes[first_short:], reverse=True)
+
+
+def test_pipelined_engine_calls_the_model_from_one_thread(data_root, tmp_path):
+    """Pipelined, every predictor call (opens included) comes from the one model thread, so
+    a predictor never sees two calls at once; and a failing open loses only its instance."""
+    threads = tmp_path / "threads.txt"
+    out = tmp_path / "run"
+    reference = tmp_path / "b1"
+    bench(*run_args(data_root, reference, PROBE, "davis", "--limit", "12"))
+    victim = protocol_frame(reference)["sample_id"].iloc[20 * 5]
+    bench(*run_args(data_root, out, PROBE, "davis", "--limit", "12", "--batch-size", "4",
+                    "--pipeline", "--model-option", f"thread_log={threads}",
+                    "--model-option", f"fail_open={victim}"))  # fmt: skip
+    names = threads.read_text().split()
+    assert len(names) > 12 and set(names) == {"bench-model_0"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    (error,) = manifest["errors"]
+    assert error["sample_id"] == victim and "model start failed" in error["problem"]
+    expected = protocol_frame(reference)
+    expected = expected[expected["sample_id"] != victim].reset_index(drop=True)
+    pd.testing.assert_frame_equal(protocol_frame(out), expected)
 
 
 @pytest.mark.slow
@@ -106,12 +141,14 @@ def test_batch_size_other_than_one_equals_batch1(batch1_davis, data_root, tmp_pa
     pd.testing.assert_frame_equal(protocol_frame(batch1_davis), protocol_frame(out))
 
 
-def test_failing_instance_in_a_batch_loses_only_itself(batch1_davis, data_root, tmp_path):
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_failing_instance_in_a_batch_loses_only_itself(layout, batch1_davis, data_root, tmp_path):
     reference = protocol_frame(batch1_davis)
     victim = reference["sample_id"].iloc[20 * 7]
     out = tmp_path / "fail"
     output = bench(*run_args(data_root, out, PROBE, "davis", "--limit", "60", "--batch-size",
-                             "8", "--model-option", f"fail_on={victim}"))  # fmt: skip
+                             "8", "--model-option", f"fail_on={victim}",
+                             *LAYOUTS[layout]))  # fmt: skip
     assert "probe failure" in output and victim in output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete with 1 error"
@@ -120,12 +157,13 @@ def test_failing_instance_in_a_batch_loses_only_itself(batch1_davis, data_root, 
     pd.testing.assert_frame_equal(protocol_frame(out), kept)
 
 
-def test_nan_map_is_an_error_of_its_instance(batch1_davis, data_root, tmp_path):
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_nan_map_is_an_error_of_its_instance(layout, batch1_davis, data_root, tmp_path):
     reference = protocol_frame(batch1_davis)
     victim = reference["sample_id"].iloc[20 * 3]
     out = tmp_path / "nan"
     bench(*run_args(data_root, out, PROBE, "davis", "--limit", "60", "--batch-size", "4",
-                    "--model-option", f"nan_on={victim}"))  # fmt: skip
+                    "--model-option", f"nan_on={victim}", *LAYOUTS[layout]))  # fmt: skip
     (error,) = json.loads((out / "manifest.json").read_text())["errors"]
     assert error["sample_id"] == victim and "NaN" in error["problem"]
     assert victim not in set(protocol_frame(out)["sample_id"])
@@ -202,12 +240,13 @@ def _journal_keys(run_dir: Path) -> list[tuple[str, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_sigkill_mid_batch_then_resume_loses_and_duplicates_nothing(
-    batch1_davis, data_root, tmp_path
+    layout, batch1_davis, data_root, tmp_path
 ):
     out = tmp_path / "killed"
     args = [*BENCH, *run_args(data_root, out, PROBE, "davis", "--limit", "60", "--batch-size",
-                              "8", "--model-option", "delay=0.03")]  # fmt: skip
+                              "8", "--model-option", "delay=0.03", *LAYOUTS[layout])]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = out / "journal.jsonl"
     deadline = time.monotonic() + 120

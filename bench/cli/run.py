@@ -51,6 +51,18 @@ def _split(values: str) -> tuple[str, ...]:
     help="Instances in flight, their network calls batched (models with predict_batch).",
 )
 @click.option(
+    "--harness-threads",
+    type=click.IntRange(min=1),
+    help="Threads for the per-instance click rule and scoring of a batch "
+    "(default: min(batch size, CPUs, 8)).",
+)
+@click.option(
+    "--pipeline/--no-pipeline",
+    default=None,
+    help="Overlap one cohort's network call with another's scoring, 2 x batch size in flight "
+    "(default: on with --device cuda).",
+)
+@click.option(
     "--shard",
     metavar="I/N",
     help="Evaluate only slice I (0-based) of N of every dataset; merge with bench merge.",
@@ -114,6 +126,8 @@ def run_command(**kw: Any) -> None:
         progress=not kw["no_progress"],
         batch_size=kw["batch_size"],
         shard=shard,
+        harness_threads=kw["harness_threads"],
+        pipeline=kw["pipeline"],
     )
     try:
         manifest = run(request)

@@ -5,7 +5,14 @@ instance (harness), makes one `predict_batch` call for all of them (model), then
 prediction (harness). An instance that ends (its last click, the early stop, or a click
 model with no more clicks) hands its slot to the next instance at once, so the batch does not
 drain at the tail of a dataset while instances remain. Entries are decoded ahead on a
-background thread (`prefetch`).
+background thread (`prefetch`). An instance is opened (`open_instance`/`start`) by the model
+call that carries its first click, so every predictor call is made from one thread.
+
+On a GPU the network is so fast that the CPU work around it decides the speed, so two things
+keep it off the critical path: the per-instance click rule and scoring of a step run on
+`harness_threads` threads, and with `pipeline` two cohorts of up to `batch_size` instances take
+turns, one in the network (on a model thread) while the other is scored and given its next
+clicks (so up to 2 x `batch_size` instances are in flight, `batch_size` per network call).
 
 Every instance keeps its own protocol state and click-model generator, and the batched
 predictor keeps its own per-instance state in a handle, so the clicks and IoUs do not depend
@@ -21,9 +28,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -40,6 +49,7 @@ from bench.engine.prefetch import Loaded, prefetch
 from bench.sample import Sample, SampleError, SampleRef
 from bench.store import EntryRecord, InstanceRecord
 
+T = TypeVar("T")
 OnEntry = Callable[[EntryRecord], None]
 OnInstance = Callable[[InstanceRecord, list[np.ndarray]], None]
 
@@ -63,6 +73,7 @@ class _Live:
     state: InstanceState
     record: InstanceRecord
     handle: Any = None
+    opened: bool = False
     harness_s: float = 0.0
     masks: list[np.ndarray] = field(default_factory=list)
 
@@ -96,6 +107,22 @@ def _instance_error(live: _Live, stage: str, exc: BaseException) -> dict[str, st
     return {"path": path, "problem": f"{live.sample.id}: {stage}: {type(exc).__name__}: {exc}"}
 
 
+@dataclass
+class _Outcome:
+    """What the model side returns for one instance of a call: a map, or the error."""
+
+    live: _Live
+    prob: Any = None
+    model_s: float = 0.0
+    error: dict[str, str] | None = None
+
+
+def _done_future(value: T) -> Future[T]:
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future
+
+
 class _Engine:
     def __init__(
         self,
@@ -107,6 +134,8 @@ class _Engine:
         on_entry: OnEntry,
         on_instance: OnInstance | None,
         keep_masks: bool,
+        harness_threads: int,
+        pipeline: bool,
     ) -> None:
         self.predictor = predictor
         self.dataset = dataset
@@ -114,10 +143,14 @@ class _Engine:
         self.click_model = click_model
         self.batched = supports_batch(predictor)
         self.capacity = max(1, batch_size) if self.batched else 1
+        self.pipeline = pipeline and self.batched
+        self.harness_threads = max(1, harness_threads)
         self.on_entry = on_entry
         self.on_instance = on_instance
         self.keep_masks = keep_masks
         self.queue: deque[tuple[_Entry, int, Sample, InstanceState]] = deque()
+        self._harness_pool: ThreadPoolExecutor | None = None
+        self._model_thread: ThreadPoolExecutor | None = None
 
     # --- entries and instances ------------------------------------------------------------
     def _enqueue(self, loaded: Loaded) -> None:
@@ -140,17 +173,6 @@ class _Engine:
         for slot, (sample, state) in enumerate(zip(samples, states)):
             self.queue.append((entry, slot, sample, state))
 
-    def _open(self, entry: _Entry, slot: int, sample: Sample, state: InstanceState) -> _Live:
-        live = _Live(entry, slot, sample, state, InstanceRecord(sample.id))
-        live.harness_s = entry.load_s
-        tic = time.perf_counter()
-        if self.batched:
-            live.handle = self.predictor.open_instance(sample)
-        else:
-            self.predictor.start(sample)
-        live.record.start_s = time.perf_counter() - tic
-        return live
-
     def _finish(self, live: _Live, error: dict[str, str] | None = None) -> None:
         entry = live.entry
         if error is not None:
@@ -168,7 +190,16 @@ class _Engine:
             entry.record.errors += [e for errs in entry.errors for e in errs]
             self.on_entry(entry.record)
 
-    # --- the model call ---------------------------------------------------------------------
+    # --- the model side (runs on the model thread when pipelined) ---------------------------
+    def _open(self, live: _Live) -> None:
+        tic = time.perf_counter()
+        if self.batched:
+            live.handle = self.predictor.open_instance(live.sample)
+        else:
+            self.predictor.start(live.sample)
+        live.record.start_s = time.perf_counter() - tic
+        live.opened = True
+
     def _call(self, items: Sequence[_Live]) -> tuple[list[Any], float]:
         tic = time.perf_counter()
         if self.batched:
@@ -183,86 +214,152 @@ class _Engine:
             probs = [self.predictor.predict(list(items[0].state.clicks))]
         return list(probs), (time.perf_counter() - tic) / len(items)
 
-    def _predict(self, items: list[_Live]) -> list[tuple[_Live, Any, float]]:
-        """Model outputs per instance; a failing call is retried item by item, so only the
-        instance that fails is lost (a failed `predict_batch` changes no handle)."""
+    def _model_step(self, asking: list[_Live]) -> list[_Outcome]:
+        """Open the instances new to the model, then one call for all of them. A failing call
+        is retried item by item, so only the instance that fails is lost (a failed
+        `predict_batch` changes no handle). Touches no store state: errors are returned."""
+        outcomes: list[_Outcome] = []
+        ready: list[_Live] = []
+        for live in asking:
+            if not live.opened:
+                try:
+                    self._open(live)
+                except Exception as exc:  # noqa: BLE001 - one failing instance keeps the others
+                    outcomes.append(
+                        _Outcome(live, error=_instance_error(live, "model start failed", exc))
+                    )
+                    continue
+            ready.append(live)
+        if not ready:
+            return outcomes
         try:
-            probs, share = self._call(items)
-            return [(live, prob, share) for live, prob in zip(items, probs)]
+            probs, share = self._call(ready)
+            return outcomes + [_Outcome(live, p, share) for live, p in zip(ready, probs)]
         except Exception as exc:  # noqa: BLE001 - isolated below
-            if len(items) == 1:
-                self._finish(items[0], _instance_error(items[0], "model failed", exc))
-                return []
-        out = []
-        for live in items:
+            if len(ready) == 1:
+                error = _instance_error(ready[0], "model failed", exc)
+                return outcomes + [_Outcome(ready[0], error=error)]
+        for live in ready:
             try:
                 probs, share = self._call([live])
             except Exception as exc:  # noqa: BLE001 - one failing instance keeps the others
-                self._finish(live, _instance_error(live, "model failed", exc))
+                outcomes.append(_Outcome(live, error=_instance_error(live, "model failed", exc)))
                 continue
-            out.append((live, probs[0], share))
-        return out
+            outcomes.append(_Outcome(live, probs[0], share))
+        return outcomes
 
-    # --- the loop ---------------------------------------------------------------------------
-    def run(self, items: Sequence[tuple[int, SampleRef]]) -> None:
-        seed = self.settings.seed
-        loaded = prefetch(
-            items, lambda ref: _load_entry(ref, self.dataset, seed), lookahead=self.capacity + 1
-        )
-        live: list[_Live] = []
-        exhausted = False
-        while True:
-            while len(live) < self.capacity:
-                while not self.queue and not exhausted:
-                    nxt = next(loaded, None)
-                    if nxt is None:
-                        exhausted = True
-                    else:
-                        self._enqueue(nxt)
-                if not self.queue:
-                    break
-                entry, slot, sample, state = self.queue.popleft()
-                try:
-                    live.append(self._open(entry, slot, sample, state))
-                except Exception as exc:  # noqa: BLE001 - one failing instance keeps the others
-                    failed = _Live(entry, slot, sample, state, InstanceRecord(sample.id))
-                    self._finish(failed, _instance_error(failed, "model start failed", exc))
-            if not live:
-                return
-            self._step(live)
-            live = [i for i in live if not i.state.done]
+    def _submit(self, asking: list[_Live]) -> Future[list[_Outcome]]:
+        if self._model_thread is None:
+            return _done_future(self._model_step(asking))
+        return self._model_thread.submit(self._model_step, asking)
 
-    def _step(self, live: list[_Live]) -> None:
-        asking = []
-        for inst in live:
+    # --- the harness side (main thread, per-instance work on the harness pool) --------------
+    def _each(self, function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """`function(item)` for every item, in item order: (value, None) or (None, exception),
+        each timed. Instances share nothing, so running them side by side changes no value."""
+
+        def timed(item: Any) -> tuple[Any, BaseException | None, float]:
             tic = time.perf_counter()
             try:
-                click = propose_click(inst.state, self.click_model)
-            except Exception as exc:  # noqa: BLE001 - e.g. a recorded click off the image
+                return function(item), None, time.perf_counter() - tic
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                return None, exc, time.perf_counter() - tic
+
+        if self._harness_pool is None or len(items) < 2:
+            return [timed(item) for item in items]
+        return list(self._harness_pool.map(timed, items))
+
+    def _propose(self, cohort: list[_Live]) -> list[_Live]:
+        """Next click of each instance; returns those that now ask the model."""
+        asking = []
+        results = self._each(lambda inst: propose_click(inst.state, self.click_model), cohort)
+        for inst, (click, exc, seconds) in zip(cohort, results):
+            if exc is not None:  # e.g. a recorded click off the image
                 self._finish(inst, _instance_error(inst, "click model failed", exc))
                 continue
-            inst.harness_s += time.perf_counter() - tic
+            inst.harness_s += seconds
             if click is None:
                 self._finish(inst)
             else:
                 asking.append(inst)
-        if not asking:
-            return
-        for inst, prob, model_s in self._predict(asking):
-            tic = time.perf_counter()
-            try:
-                pred = observe_prediction(inst.state, prob, self.settings)
-            except Exception as exc:  # noqa: BLE001 - a NaN map fails its instance only
+        return asking
+
+    def _observe(self, outcomes: list[_Outcome]) -> None:
+        scored = [o for o in outcomes if o.error is None]
+        for outcome in outcomes:
+            if outcome.error is not None:
+                self._finish(outcome.live, outcome.error)
+        results = self._each(
+            lambda o: observe_prediction(o.live.state, o.prob, self.settings), scored
+        )
+        for outcome, (pred, exc, seconds) in zip(scored, results):
+            inst = outcome.live
+            if exc is not None:  # a NaN map fails its instance only
                 self._finish(inst, _instance_error(inst, "model output refused", exc))
                 continue
             if self.keep_masks:
                 inst.masks.append(pred)
-            inst.harness_s += time.perf_counter() - tic
-            inst.record.model_s.append(model_s)
+            inst.harness_s += seconds
+            inst.record.model_s.append(outcome.model_s)
             inst.record.harness_s.append(inst.harness_s)
             inst.harness_s = 0.0
             if inst.state.done:
                 self._finish(inst)
+
+    # --- the loop ---------------------------------------------------------------------------
+    def _top_up(self, cohort: list[_Live], loaded: Iterator[Loaded]) -> None:
+        while len(cohort) < self.capacity:
+            while not self.queue and not self._exhausted:
+                nxt = next(loaded, None)
+                if nxt is None:
+                    self._exhausted = True
+                else:
+                    self._enqueue(nxt)
+            if not self.queue:
+                return
+            entry, slot, sample, state = self.queue.popleft()
+            live = _Live(entry, slot, sample, state, InstanceRecord(sample.id))
+            live.harness_s = entry.load_s
+            cohort.append(live)
+
+    def run(self, items: Sequence[tuple[int, SampleRef]]) -> None:
+        """One cohort of up to `capacity` instances; pipelined, two cohorts take turns: while
+        the model thread runs one cohort's call, the main thread scores the other's last
+        maps and proposes its next clicks. Each instance still goes propose -> model ->
+        observe in order, so its clicks and IoUs are those of the one-cohort loop."""
+        seed = self.settings.seed
+        cohorts: list[list[_Live]] = [[] for _ in range(2 if self.pipeline else 1)]
+        pending: list[Future[list[_Outcome]] | None] = [None] * len(cohorts)
+        self._exhausted = False
+        with ExitStack() as stack:
+            if self.harness_threads > 1 and self.capacity > 1:
+                self._harness_pool = stack.enter_context(
+                    ThreadPoolExecutor(self.harness_threads, thread_name_prefix="bench-harness")
+                )
+            if self.pipeline:
+                self._model_thread = stack.enter_context(
+                    ThreadPoolExecutor(1, thread_name_prefix="bench-model")
+                )
+            loaded = prefetch(
+                items,
+                lambda ref: _load_entry(ref, self.dataset, seed),
+                lookahead=self.capacity * len(cohorts) + 1,
+            )
+            k = 0
+            while True:
+                future = pending[k]
+                if future is not None:
+                    pending[k] = None
+                    self._observe(future.result())
+                cohort = [i for i in cohorts[k] if not i.state.done]
+                self._top_up(cohort, loaded)
+                asking = self._propose(cohort)
+                cohorts[k] = [i for i in cohort if not i.state.done]
+                if asking:
+                    pending[k] = self._submit(asking)
+                elif not self.queue and self._exhausted and all(f is None for f in pending):
+                    return  # a cohort with live instances always has a call pending
+                k = (k + 1) % len(cohorts)
 
 
 def evaluate_dataset(
@@ -276,13 +373,28 @@ def evaluate_dataset(
     batch_size: int = 1,
     on_instance: OnInstance | None = None,
     keep_masks: bool = False,
+    harness_threads: int = 1,
+    pipeline: bool = False,
 ) -> None:
     """Evaluate `items` ((listing index, entry) pairs) of one dataset; results go to callbacks.
 
     A bad file, a failing model call or a refused output becomes an error of its entry or
-    instance; every other result is kept.
+    instance; every other result is kept. `harness_threads` > 1 runs the per-instance click
+    rule and scoring of a step side by side (OpenCV and NumPy release the GIL); `pipeline`
+    overlaps one cohort's model call with the other cohort's harness work (worth it when the
+    network runs on a device that leaves the CPU free, as a GPU does). Neither changes a value:
+    the store sees the same entries, possibly in another order, which it sorts back.
     """
     engine = _Engine(
-        predictor, dataset, settings, click_model, batch_size, on_entry, on_instance, keep_masks
+        predictor,
+        dataset,
+        settings,
+        click_model,
+        batch_size,
+        on_entry,
+        on_instance,
+        keep_masks,
+        harness_threads,
+        pipeline,
     )
     engine.run(items)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import platform
 import sys
 import time
@@ -61,6 +62,31 @@ class RunRequest:
     progress: bool = True
     batch_size: int = 1  # instances in flight (continuous batching); 1 = the official loop
     shard: Shard | None = None  # this process's slice of every dataset
+    harness_threads: int | None = None  # per-instance click rule and scoring; None = auto
+    pipeline: bool | None = None  # overlap model and harness in two cohorts; None = on CUDA
+
+
+def engine_layout(request: RunRequest, batched: bool) -> dict[str, Any]:
+    """How the engine runs: never what it computes (these choices change no click or IoU,
+    so they are not part of a run's identity and a resume may change them).
+
+    Auto choices: harness threads = min(batch size, CPU count, 8) (one at batch 1, the
+    official loop); pipelining only when the model runs on CUDA, where the CPU is free while
+    the network runs (on a CPU the network already keeps every core busy)."""
+    batch = request.batch_size if batched else 1
+    threads = request.harness_threads
+    if threads is None:
+        threads = min(batch, os.cpu_count() or 1, 8)
+    pipeline = request.pipeline
+    if pipeline is None:
+        pipeline = str(request.model_options.get("device", "cpu")).startswith("cuda")
+    return {
+        "batch_size": request.batch_size,
+        "batched_predictor": batched,
+        "effective_batch_size": batch,
+        "harness_threads": max(1, int(threads)),
+        "pipeline": bool(pipeline and batched),
+    }
 
 
 def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
@@ -211,11 +237,7 @@ def run_one(request: RunRequest) -> dict[str, Any]:
         "datasets": dataset_records,
         "protocol": settings.to_json(),
         "shard": request.shard.to_json() if request.shard else None,
-        "engine": {
-            "batch_size": request.batch_size,
-            "batched_predictor": batched,
-            "effective_batch_size": request.batch_size if batched else 1,
-        },
+        "engine": engine_layout(request, batched),
         "threads": request.threads,
         "save_masks": request.save_masks,
         "device": device_info(),
@@ -265,7 +287,9 @@ def _evaluate(
         for name, (_, refs) in listings.items():
             todo = refs[: request.limit] if request.limit is not None else refs
             items = request.shard.select(todo) if request.shard else list(enumerate(todo))
-            _run_dataset(name, items, done, predictor, click_model, store, request)
+            _run_dataset(
+                name, items, done, predictor, click_model, store, request, manifest["engine"]
+            )
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"
         manifest["errors"] = store.errors()
@@ -312,6 +336,7 @@ def _run_dataset(
     click_model: Any,
     store: ResultStore,
     request: RunRequest,
+    engine: dict[str, Any],
 ) -> None:
     todo = [(i, ref) for i, ref in items if (name, ref.id) not in done]
     bar = tqdm(
@@ -353,6 +378,8 @@ def _run_dataset(
             batch_size=request.batch_size,
             on_instance=on_instance,
             keep_masks=request.save_masks,
+            harness_threads=engine["harness_threads"],
+            pipeline=engine["pipeline"],
         )
     finally:
         bar.close()
