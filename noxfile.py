@@ -49,3 +49,10 @@ def engine_benchmark(session: nox.Session) -> None:
     """Batched engine: instances/s at batch 1/4/8/16 (issue 11); options go to the script,
     e.g. `nox -s engine_benchmark -- --max-clicks 5`."""
     session.run("python", "benchmarks/bench_engine.py", *session.posargs)
+
+
+@nox.session
+def engine_device_benchmark(session: nox.Session) -> None:
+    """The engine on a simulated fast device (what it allows when the network is a GPU's):
+    one cohort against pipelined cohorts, e.g. `-- --call-ms 6 --per-instance-ms 0.8`."""
+    session.run("python", "benchmarks/bench_engine_device.py", *session.posargs)

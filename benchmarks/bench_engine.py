@@ -19,6 +19,8 @@ Columns, per model and batch size:
   `harness_s`; the rest of the wall time is the store, the prefetch hand-off and Python;
 - cpu/inst: process CPU seconds (all threads) per instance, a check on inst/s that depends less
   on other load on a shared machine (OpenMP spin-waiting counts as CPU time, though);
+- cohorts: 2 when pipelined (`--pipeline`: one cohort in the network while the other is
+  scored; pred% and harn% then overlap in time and may add up to more than 100 %);
 - same: whether the run's protocol columns (clicks and IoUs) equal batch 1's exactly; if not,
   the largest IoU difference.
 
@@ -124,6 +126,7 @@ class Result:
     forwards: int
     predictor_s: float
     harness_s: float
+    pipelined: bool
     frame: pd.DataFrame
 
 
@@ -174,6 +177,7 @@ def run_once(
         threads=args.threads,
         progress=False,
         batch_size=batch,
+        pipeline=False if batch == 1 else args.pipeline,  # batch 1: the official loop's shape
     )
     tic, cpu_tic = time.perf_counter(), time.process_time()
     manifest = run(request)
@@ -192,6 +196,7 @@ def run_once(
         forwards=timer.calls if timer is not None else 0,
         predictor_s=float(frame["model_s"].sum() + start_s),
         harness_s=float(frame["harness_s"].sum()),
+        pipelined=bool(manifest["engine"]["pipeline"]),
         frame=frame[PROTOCOL_COLUMNS].reset_index(drop=True),
     )
 
@@ -264,10 +269,17 @@ def main() -> None:
     parser.add_argument(
         "--ceiling-repeat", type=int, default=3, help="timed calls per B (0: no ceiling table)"
     )
+    parser.add_argument(
+        "--pipeline",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="two cohorts at batch > 1 (auto: on with CUDA, as bench run); batch 1 never",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--threads", type=int, default=None, help="torch/OpenCV threads")
     args = parser.parse_args()
+    args.pipeline = {"auto": None, "on": True, "off": False}[args.pipeline]
     if args.repeat < 1:
         raise SystemExit("--repeat must be at least 1")
 
@@ -281,7 +293,7 @@ def main() -> None:
         f"{args.repeat} round(s)" + (" (median shown)" if args.repeat > 1 else "")
     )
     header = (
-        f"{'model':20s} {'batch':>5s} {'inst/s':>8s} {'x b1':>6s} {'net%':>6s} "
+        f"{'model':20s} {'batch':>5s} {'cohorts':>7s} {'inst/s':>8s} {'x b1':>6s} {'net%':>6s} "
         f"{'pred%':>6s} {'harn%':>6s} {'fwd':>5s} {'wall s':>7s} {'cpu/inst':>8s}  same as b1"
     )
     for name in args.models.split(","):
@@ -296,7 +308,8 @@ def main() -> None:
         model, timer, pipeline = timed_model(name, options)
         print(header)
         with tempfile.TemporaryDirectory() as tmp:
-            run_once(model, timer, options, args, 1, 2, 2, Path(tmp) / "warmup")
+            warm = (min(2, args.instances), min(2, args.max_clicks))
+            run_once(model, timer, options, args, 1, *warm, Path(tmp) / "warmup")
             rounds: dict[int, list[Result]] = {batch: [] for batch in batches}
             for round_number in range(args.repeat):
                 for number, batch in enumerate(batches):
@@ -320,7 +333,8 @@ def main() -> None:
                 rate = r.instances / r.wall_s
                 net = f"{100 * r.forward_s / r.wall_s:5.1f}%" if r.forward_s is not None else "-"
                 print(
-                    f"{name:20s} {r.batch:5d} {rate:8.3f} {rate / base:6.2f} {net:>6s} "
+                    f"{name:20s} {r.batch:5d} {2 if r.pipelined else 1:7d} {rate:8.3f} "
+                    f"{rate / base:6.2f} {net:>6s} "
                     f"{100 * r.predictor_s / r.wall_s:5.1f}% {100 * r.harness_s / r.wall_s:5.1f}% "
                     f"{r.forwards:5d} {r.wall_s:7.1f} {r.cpu_s / r.instances:8.2f}  "
                     f"{same_as(results[0].frame, r.frame)}",
