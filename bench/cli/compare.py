@@ -84,6 +84,27 @@ def _overlap_warnings(runs: list[Any], pairings: list[DatasetPairing]) -> list[s
     return list(dict.fromkeys(out))
 
 
+def _comparison_row(
+    dataset: str, metric: str, run_a: str, run_b: str, c: Any, p_holm: float
+) -> dict[str, Any]:
+    """One row of the comparison CSV (two runs, or one pair of a ranking)."""
+    return {
+        "dataset": dataset,
+        "metric": metric,
+        "run_a": run_a,
+        "run_b": run_b,
+        "instances": c.n,
+        "differing": c.nonzero,
+        "mean_a": c.mean_a,
+        "mean_b": c.mean_b,
+        "difference": c.difference,
+        "ci_low": c.low,
+        "ci_high": c.high,
+        "p_value": c.p_value,
+        "p_holm": p_holm,
+    }
+
+
 def _pair_rows(runs, per_instance, pairings, metric_names) -> list[dict[str, Any]]:
     from bench import stats
 
@@ -95,23 +116,7 @@ def _pair_rows(runs, per_instance, pairings, metric_names) -> list[dict[str, Any
         va = per_instance[a.label].loc[p.dataset].loc[p.shared, list(metric_names)]
         vb = per_instance[b.label].loc[p.dataset].loc[p.shared, list(metric_names)]
         for metric, c in zip(metric_names, stats.paired_comparisons(va, vb)):
-            rows.append(
-                {
-                    "dataset": p.label,
-                    "metric": metric,
-                    "run_a": a.label,
-                    "run_b": b.label,
-                    "instances": c.n,
-                    "differing": c.nonzero,
-                    "mean_a": c.mean_a,
-                    "mean_b": c.mean_b,
-                    "difference": c.difference,
-                    "ci_low": c.low,
-                    "ci_high": c.high,
-                    "p_value": c.p_value,
-                    "p_holm": float("nan"),
-                }
-            )
+            rows.append(_comparison_row(p.label, metric, a.label, b.label, c, float("nan")))
     return rows
 
 
@@ -201,23 +206,8 @@ def _ranking_rows(runs, per_instance, pairings, metric_names) -> list[dict[str, 
             )
             click.echo(pairs.to_string(index=False))
             for t in ranking.pairs:
-                c = t.comparison
                 rows.append(
-                    {
-                        "dataset": p.label,
-                        "metric": metric,
-                        "run_a": t.first,
-                        "run_b": t.second,
-                        "instances": c.n,
-                        "differing": c.nonzero,
-                        "mean_a": c.mean_a,
-                        "mean_b": c.mean_b,
-                        "difference": c.difference,
-                        "ci_low": c.low,
-                        "ci_high": c.high,
-                        "p_value": c.p_value,
-                        "p_holm": t.p_holm,
-                    }
+                    _comparison_row(p.label, metric, t.first, t.second, t.comparison, t.p_holm)
                 )
     return rows
 
