@@ -149,6 +149,7 @@ class _Engine:
         self.on_instance = on_instance
         self.keep_masks = keep_masks
         self.queue: deque[tuple[_Entry, int, Sample, InstanceState]] = deque()
+        self._exhausted = False  # the prefetch iterator has no more entries
         self._harness_pool: ThreadPoolExecutor | None = None
         self._model_thread: ThreadPoolExecutor | None = None
 
@@ -330,7 +331,6 @@ class _Engine:
         seed = self.settings.seed
         cohorts: list[list[_Live]] = [[] for _ in range(2 if self.pipeline else 1)]
         pending: list[Future[list[_Outcome]] | None] = [None] * len(cohorts)
-        self._exhausted = False
         with ExitStack() as stack:
             if self.harness_threads > 1 and self.capacity > 1:
                 self._harness_pool = stack.enter_context(
@@ -353,8 +353,7 @@ class _Engine:
                     self._observe(future.result())
                 cohort = [i for i in cohorts[k] if not i.state.done]
                 self._top_up(cohort, loaded)
-                asking = self._propose(cohort)
-                cohorts[k] = [i for i in cohort if not i.state.done]
+                cohorts[k] = asking = self._propose(cohort)  # the rest of the cohort ended
                 if asking:
                     pending[k] = self._submit(asking)
                 elif not self.queue and self._exhausted and all(f is None for f in pending):
