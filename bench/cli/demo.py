@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from bench.cli.model_options import factory_options, model_options
+from bench.cli.model_options import data_root_option, factory_options, model_options
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
@@ -61,12 +61,7 @@ def _bind(host: str, port: int) -> socket.socket:
     help="Comma-separated registered datasets (ground truth known: IoU shown). "
     "Default: demo, unless --images is given.",
 )
-@click.option(
-    "--data-root",
-    type=click.Path(path_type=Path),
-    envvar="BENCH_DATA_ROOT",
-    help="Folder with one subfolder per dataset under its official name.",
-)
+@data_root_option
 @click.option(
     "--images",
     type=click.Path(path_type=Path, file_okay=False),

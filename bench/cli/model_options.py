@@ -1,5 +1,6 @@
 """The model options `bench run` and `bench demo` share, as one click decorator and one parser,
-so that both commands build a predictor from the same words in the same way."""
+so that both commands build a predictor from the same words in the same way (and the
+`--data-root` they both read datasets from)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ _OPTIONS = (
         metavar="KEY=VALUE",
         help="Extra factory option, repeatable (values: bench/options.py).",
     ),
+)
+
+
+data_root_option = click.option(
+    "--data-root",
+    type=click.Path(path_type=Path),
+    envvar="BENCH_DATA_ROOT",
+    help="Folder with one subfolder per dataset under its official name.",
 )
 
 

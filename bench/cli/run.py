@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from bench.cli.model_options import factory_options, model_options
+from bench.cli.model_options import data_root_option, factory_options, model_options
 from bench.cli.summary import print_summary
 
 
@@ -24,12 +24,7 @@ def _split(values: str) -> tuple[str, ...]:
 @click.option(
     "--datasets", "datasets", default="demo", show_default=True, help="Comma-separated names."
 )
-@click.option(
-    "--data-root",
-    type=click.Path(path_type=Path),
-    envvar="BENCH_DATA_ROOT",
-    help="Folder with one subfolder per dataset under its official name.",
-)
+@data_root_option
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Run directory (default runs/<model>)."
 )
