@@ -37,8 +37,6 @@ PAIRED_TEST = (
     "paired Wilcoxon signed-rank test on the per-instance differences of the shared instances "
     "(scipy.stats.wilcoxon, zero differences dropped)"
 )
-NOC_THRESHOLDS = {"NoC@80": 0.80, "NoC@85": 0.85, "NoC@90": 0.90}
-NOF_THRESHOLDS = {"NoF@85": 0.85, "NoF@90": 0.90}
 
 # Elements gathered per bootstrap batch (instances x metrics x resamples): ~32 MB of float64,
 # so SBD's 6,671 instances fit in memory as well as GrabCut's 50.
@@ -129,70 +127,34 @@ def per_instance_metrics(
     trajectories: pd.DataFrame,
     max_clicks: int = metrics.MAX_CLICKS,
     nof_rule: str = "official",
+    names: str | Sequence[str] | None = None,
+    stop_at_iou: float | None = None,
 ) -> pd.DataFrame:
-    """One row per (dataset, sample_id), in stored order: NoC@80/85/90, failure indicators
-    NoF@85/90 (0/1, by `nof_rule`) and IoU@k for k up to the dataset's shortest trajectory.
-
-    The dataset means of these columns are `bench.metrics.summarize`'s NoC, NoF / instances
-    and mIoU@k (the latter up to float32 rounding: the official mean is taken in float32)."""
-    if nof_rule not in metrics.NOF_RULES:
-        raise ValueError(f"unknown NoF rule {nof_rule!r}; known: {', '.join(metrics.NOF_RULES)}")
-    frames = []
-    for dataset, group in trajectories.groupby("dataset", sort=False):
-        ids, seqs = metrics.iou_matrix(group)
-        if not seqs:
-            continue
-        columns: dict[str, np.ndarray] = {}
-        for name, nominal in NOC_THRESHOLDS.items():
-            columns[name] = metrics.nocs(seqs, metrics.official_threshold(nominal), max_clicks)
-        for name, nominal in NOF_THRESHOLDS.items():
-            thr = metrics.official_threshold(nominal)
-            if nof_rule == "official":
-                failed = metrics.nocs(seqs, thr, max_clicks) == max_clicks
-            else:
-                failed = np.array([metrics.nof_never_reached([s], thr) for s in seqs]) == 1
-            columns[name] = failed.astype(np.int64)
-        n_min = min(len(s) for s in seqs)
-        ious = np.stack([s[:n_min] for s in seqs])
-        for k in range(1, n_min + 1):
-            columns[f"IoU@{k}"] = ious[:, k - 1].astype(np.float64)
-        index = pd.MultiIndex.from_arrays(
-            [[str(dataset)] * len(ids), ids], names=["dataset", "sample_id"]
-        )
-        frames.append(pd.DataFrame(columns, index=index))
-    if not frames:
-        return pd.DataFrame(
-            index=pd.MultiIndex.from_arrays([[], []], names=["dataset", "sample_id"])
-        )
-    return pd.concat(frames)
+    """One row per (dataset, sample_id), in stored order, one column per metric (default set
+    of `bench.metrics`): NoC@t, failure indicators NoF@t (0/1, by `nof_rule`), IoU@k, BIoU@k,
+    IoU-AUC. Their dataset aggregates are `bench.metrics.summarize`'s figures."""
+    return metrics.per_instance(trajectories, names, max_clicks, nof_rule, stop_at_iou)
 
 
-def _summary_column(per_instance_column: str) -> str:
-    """`IoU@5` (per instance) is summarised as `mIoU@5`; NoC/NoF keep their names."""
-    return (
-        "m" + per_instance_column if per_instance_column.startswith("IoU@") else per_instance_column
-    )
-
-
-def dataset_intervals(per_instance: pd.DataFrame, seed: int = SEED) -> pd.DataFrame:
-    """Per dataset, `<metric>_lo` and `<metric>_hi` for every summary metric: NoC as clicks,
-    NoF as a count of failed instances (n times the failure-rate interval), mIoU@k as a
-    fraction. One bootstrap call per dataset, all metrics on the same resamples."""
-    rows = {}
-    for dataset, group in per_instance.groupby(level="dataset", sort=False):
-        group = group.dropna(axis=1, how="all")
-        low, high = bootstrap_means(group.to_numpy(np.float64), seed)
-        row: dict[str, float] = {}
-        n = len(group)
-        for column, lo, hi in zip(group.columns, low, high):
-            name = _summary_column(column)
-            if column.startswith("NoF@"):  # resampled means are k / n: counts, up to rounding
-                lo, hi = float(np.rint(lo * n)), float(np.rint(hi * n))
-            row[f"{name}_lo"], row[f"{name}_hi"] = lo, hi
-        rows[dataset] = row
-    frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame.index.name = "dataset"
-    return frame
+def evaluation_intervals(ev: metrics.DatasetEvaluation, seed: int = SEED) -> dict[str, float]:
+    """`<metric>_lo` / `<metric>_hi` of one dataset's metrics, all from one bootstrap call on
+    the per-instance values the figures were aggregated from: NoC as clicks, NoF as a count of
+    failed instances (n times the failure-rate interval), mIoU@k as a fraction. A metric with
+    an unavailable value (NaN) has no interval."""
+    usable = [m for m in ev.metrics if not np.isnan(ev.values[m.instance_column].to_numpy()).any()]
+    columns = list(dict.fromkeys(m.instance_column for m in usable))
+    if not columns:
+        return {}
+    low, high = bootstrap_means(ev.values[columns].to_numpy(np.float64), seed)
+    bounds = dict(zip(columns, zip(low, high)))
+    n = len(ev.values)
+    row: dict[str, float] = {}
+    for m in usable:
+        lo, hi = bounds[m.instance_column]
+        if m.is_count:  # resampled means are k / n: counts, up to rounding
+            lo, hi = float(np.rint(lo * n)), float(np.rint(hi * n))
+        row[f"{m.name}_lo"], row[f"{m.name}_hi"] = float(lo), float(hi)
+    return row
 
 
 def summarize_with_intervals(
@@ -200,17 +162,44 @@ def summarize_with_intervals(
     max_clicks: int = metrics.MAX_CLICKS,
     nof_rule: str = "official",
     seed: int = SEED,
+    names: str | Sequence[str] | None = None,
+    stop_at_iou: float | None = None,
 ) -> pd.DataFrame:
-    """`bench.metrics.summarize` with each metric followed by its `_lo` / `_hi` CI bounds."""
-    table = metrics.summarize(trajectories, max_clicks, nof_rule=nof_rule)
+    """`bench.metrics.summarize` with each metric followed by its `_lo` / `_hi` CI bounds;
+    figures and intervals come from one evaluation of the trajectories."""
+    evaluations = metrics.evaluate(trajectories, names, max_clicks, nof_rule, stop_at_iou)
+    table = metrics.summary_frame(evaluations, trajectories)
     if table.empty:
         return table
-    bounds = dataset_intervals(per_instance_metrics(trajectories, max_clicks, nof_rule), seed)
+    bounds = pd.DataFrame.from_dict(
+        {ev.data.dataset: evaluation_intervals(ev, seed) for ev in evaluations}, orient="index"
+    )
     ordered = []
     for column in table.columns:
         ordered.append(column)
         ordered += [c for c in (f"{column}_lo", f"{column}_hi") if c in bounds.columns]
     return table.join(bounds)[ordered]
+
+
+def summarize_run(
+    trajectories: pd.DataFrame,
+    manifest: Mapping[str, object],
+    nof_rule: str = "official",
+    names: str | Sequence[str] | None = None,
+    seed: int = SEED,
+) -> pd.DataFrame:
+    """`summarize_with_intervals` under the protocol the run's manifest records (click limit,
+    early stop)."""
+    protocol = manifest.get("protocol") or {}
+    assert isinstance(protocol, Mapping)
+    return summarize_with_intervals(
+        trajectories,
+        int(protocol.get("max_clicks") or metrics.MAX_CLICKS),
+        nof_rule=nof_rule,
+        seed=seed,
+        names=names,
+        stop_at_iou=protocol.get("stop_at_iou"),
+    )
 
 
 # --- paired comparison ---------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Numbers are only comparable when the runs share the protocol (click limit, threshold, click
 model, early stop, NoC thresholds) and evaluated the same samples (dataset fingerprint and
 `--limit`). The most common protocol among the runs is taken as the report's protocol (among the
-runs with the official click model when there are any: the paper's tables are about that user);
+runs with the official click model when there are any: the paper's tables are about that user;
+a tie goes to the protocol that measures the most, e.g. the one without early stop);
 every run that differs from it is flagged with the settings that differ. A run made under
 another click model is flagged like any other protocol difference, so it is never ranked
 against official-clicker runs in one column; the robustness table compares click models.
@@ -105,13 +106,27 @@ def status_problem(status: Any) -> str | None:
     return f"run status is {status!r}, not 'complete'"
 
 
+def _preference(protocol: dict[str, Any], count: int) -> tuple:
+    """Sort key of a candidate report protocol: the most common first; in a tie the one that
+    measures the most (no early stop, then more clicks), then a fixed order of the settings,
+    never the order the runs were given in."""
+    stop = protocol.get("stop_at_iou")
+    return (
+        -count,
+        stop is not None,
+        -(float(stop) if stop is not None else 0.0),
+        -int(protocol.get("max_clicks") or 0),
+        _canonical(protocol),
+    )
+
+
 def find_flags(runs: list[Run]) -> Flags:
     protocols = {r.label: comparable_protocol(r.protocol) for r in runs}
     official = [r for r in runs if protocols[r.label]["click_model"] == OFFICIAL_CLICK_MODEL]
     pool = official or runs
     counts = Counter(_canonical(protocols[r.label]) for r in pool)
-    majority = counts.most_common(1)[0][0]
-    protocol = next(protocols[r.label] for r in pool if _canonical(protocols[r.label]) == majority)
+    by_text = {_canonical(protocols[r.label]): protocols[r.label] for r in pool}
+    protocol = by_text[min(counts, key=lambda text: _preference(by_text[text], counts[text]))]
     run_notes: dict[str, list[str]] = {}
     click_notes: dict[str, str] = {}
     for run in runs:

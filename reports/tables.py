@@ -73,12 +73,12 @@ def is_medical(dataset_label: str) -> bool:
 
 
 def summarize_runs(runs: list[Run]) -> dict[str, pd.DataFrame]:
-    """`bench.stats.summarize_with_intervals` per run (the metrics of
-    `bench.metrics.summarize`, each with `_lo` / `_hi` CI bounds), indexed by the official
-    dataset name."""
+    """`bench.stats.summarize_run` per run (the metrics of `bench.metrics.summarize`, each
+    with `_lo` / `_hi` CI bounds, under the run's own click limit and early stop), indexed by
+    the official dataset name."""
     out = {}
     for run in runs:
-        summary = stats.summarize_with_intervals(run.trajectories, max_clicks=run.max_clicks)
+        summary = stats.summarize_run(run.trajectories, run.manifest)
         summary.index = [run.dataset_label(name) for name in summary.index]
         summary.index.name = "dataset"
         out[run.label] = summary
@@ -90,7 +90,9 @@ def per_instance_runs(runs: list[Run]) -> dict[str, pd.DataFrame]:
     for the paired tests between runs."""
     out = {}
     for run in runs:
-        frame = stats.per_instance_metrics(run.trajectories, max_clicks=run.max_clicks)
+        frame = stats.per_instance_metrics(
+            run.trajectories, run.max_clicks, stop_at_iou=run.protocol.get("stop_at_iou")
+        )
         labels = [run.dataset_label(str(d)) for d in frame.index.get_level_values("dataset")]
         frame.index = pd.MultiIndex.from_arrays(
             [labels, frame.index.get_level_values("sample_id")], names=["dataset", "sample_id"]
@@ -152,7 +154,9 @@ def _bold_best(
 
 def per_instance_column(metric: str) -> str:
     """The per-instance column behind a summary metric: `mIoU@10` is the mean of `IoU@10`."""
-    return metric[1:] if metric.startswith("mIoU@") else metric
+    from bench.metrics import get_metric
+
+    return get_metric(metric).instance_column
 
 
 @dataclass(frozen=True)
@@ -403,6 +407,7 @@ def _metric_table(
     index = pd.Index([r.label for r in rows])
     data = _integer_counts(pd.DataFrame.from_records(records))
     notes = _flag_notes(runs, flags, datasets)
+    notes += _unavailable_notes(runs, metric_names)
     if any(any(c) for c in cis):
         notes.append(CI_NOTE)
     if any(any(row) for row in bold):
@@ -424,6 +429,29 @@ def _metric_table(
         intervals=pd.DataFrame(cis, index=index, columns=columns),
         marks=pd.DataFrame(marks, index=index, columns=columns),
     )
+
+
+def _unavailable_notes(runs: list[Run], metric_names: Sequence[str]) -> list[str]:
+    """A NoC / NoF above a run's early stop is never a value: say why its cells are empty."""
+    from bench.metrics import get_metric
+
+    notes = []
+    for run in runs:
+        stop = run.protocol.get("stop_at_iou")
+        if stop is None:
+            continue
+        above = [
+            m
+            for m in metric_names
+            if get_metric(m).group in ("noc", "nof")
+            and float(get_metric(m).param) > float(stop) + 1e-6
+        ]
+        if above:
+            notes.append(
+                f"{run.label}: {', '.join(above)} unavailable ({MISSING}): the run stopped each "
+                f"instance at IoU {stop} (--stop-at-iou)."
+            )
+    return notes
 
 
 def _flag_notes(runs: list[Run], flags: Flags, datasets: list[str]) -> list[str]:

@@ -1,7 +1,8 @@
 """`bench compare RUN_A RUN_B [RUN_C ...]`: is one method really better than another?
 
-Two runs: per dataset, on the instances both evaluated, the paired difference A - B of NoC@85
-and NoC@90 with its paired bootstrap CI and the Wilcoxon signed-rank p-value (`bench.stats`).
+Two runs: per dataset, on the instances both evaluated, the paired difference A - B of each
+metric of `--metrics` (default NoC@85 and NoC@90, any `bench.metrics` name) with its paired
+bootstrap CI and the Wilcoxon signed-rank p-value (`bench.stats`).
 Three or more: per dataset, a ranking on the instances every run evaluated, every pair tested
 and the p-values Holm-corrected over the pairs. Runs made under different protocols (click
 limit, threshold, click model, ...) are refused: their NoC do not measure the same thing.
@@ -105,7 +106,16 @@ def _comparison_row(
     }
 
 
-def _pair_rows(runs, per_instance, pairings, metric_names) -> list[dict[str, Any]]:
+def _available(per_instance, runs, dataset: str, shared: list[str], metric: Any) -> bool:
+    """Whether every run has a value for every shared instance (an early-stopped run has no
+    NoC above its stop, an old run no boundary IoU)."""
+    return all(
+        not per_instance[r.label].loc[dataset].loc[shared, metric.instance_column].isna().any()
+        for r in runs
+    )
+
+
+def _pair_rows(runs, per_instance, pairings, metric_list) -> list[dict[str, Any]]:
     from bench import stats
 
     a, b = runs
@@ -113,10 +123,19 @@ def _pair_rows(runs, per_instance, pairings, metric_names) -> list[dict[str, Any
     for p in pairings:
         if not p.shared:
             continue
-        va = per_instance[a.label].loc[p.dataset].loc[p.shared, list(metric_names)]
-        vb = per_instance[b.label].loc[p.dataset].loc[p.shared, list(metric_names)]
-        for metric, c in zip(metric_names, stats.paired_comparisons(va, vb)):
-            rows.append(_comparison_row(p.label, metric, a.label, b.label, c, float("nan")))
+        usable = [m for m in metric_list if _available(per_instance, runs, p.dataset, p.shared, m)]
+        for m in metric_list:
+            if m not in usable:
+                click.echo(f"warning: {p.label}: {m.name} unavailable in some run", err=True)
+        if not usable:
+            continue
+        columns = [m.instance_column for m in usable]
+        va = per_instance[a.label].loc[p.dataset].loc[p.shared, columns]
+        vb = per_instance[b.label].loc[p.dataset].loc[p.shared, columns]
+        for m, c in zip(usable, stats.paired_comparisons(va, vb)):
+            row = _comparison_row(p.label, m.name, a.label, b.label, c, float("nan"))
+            row["lower_is_better"] = m.lower_is_better
+            rows.append(row)
     return rows
 
 
@@ -126,14 +145,27 @@ def short_names(runs: list[Any]) -> dict[str, str]:
     return {r.label: letters[i] if i < 26 else f"R{i + 1}" for i, r in enumerate(runs)}
 
 
-def _verdict(difference: float, p: float, a: str, b: str, identical: bool = False) -> str:
+def _verdict(
+    difference: float,
+    p: float,
+    a: str,
+    b: str,
+    identical: bool = False,
+    lower_is_better: bool = True,
+) -> str:
     from bench.stats import ALPHA
 
     if identical:
         return "identical on every shared instance"
     if p >= ALPHA:
         return "no significant difference"
-    return f"{a if difference < 0 else b} better"
+    a_better = difference < 0 if lower_is_better else difference > 0
+    return f"{a if a_better else b} better"
+
+
+def _digits(row: dict[str, Any]) -> int:
+    """Two decimals for clicks and counts, three for IoU-like fractions."""
+    return 2 if row.get("lower_is_better", True) else 3
 
 
 def _print_pairs(rows: list[dict[str, Any]]) -> None:
@@ -146,21 +178,31 @@ def _print_pairs(rows: list[dict[str, Any]]) -> None:
             "dataset": [r["dataset"] for r in rows],
             "metric": [r["metric"] for r in rows],
             "n": [r["instances"] for r in rows],
-            "A": [f"{r['mean_a']:.2f}" for r in rows],
-            "B": [f"{r['mean_b']:.2f}" for r in rows],
+            "A": [f"{r['mean_a']:.{_digits(r)}f}" for r in rows],
+            "B": [f"{r['mean_b']:.{_digits(r)}f}" for r in rows],
             "A - B [95% CI]": [
-                f"{r['difference']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]" for r in rows
+                f"{r['difference']:+.{_digits(r)}f} "
+                f"[{r['ci_low']:+.{_digits(r)}f}, {r['ci_high']:+.{_digits(r)}f}]"
+                for r in rows
             ],
             "Wilcoxon p": [format_p(r["p_value"]) for r in rows],
             "": [
-                _verdict(r["difference"], r["p_value"], "A", "B", r["differing"] == 0) for r in rows
+                _verdict(
+                    r["difference"],
+                    r["p_value"],
+                    "A",
+                    "B",
+                    r["differing"] == 0,
+                    r.get("lower_is_better", True),
+                )
+                for r in rows
             ],
         }
     )
     click.echo(table.to_string(index=False))
 
 
-def _ranking_rows(runs, per_instance, pairings, metric_names) -> list[dict[str, Any]]:
+def _ranking_rows(runs, per_instance, pairings, metric_list) -> list[dict[str, Any]]:
     import pandas as pd
 
     from bench import stats
@@ -170,12 +212,19 @@ def _ranking_rows(runs, per_instance, pairings, metric_names) -> list[dict[str, 
     for p in pairings:
         if not p.shared:
             continue
-        for metric in metric_names:
+        for m in metric_list:
+            metric = m.name
+            if not _available(per_instance, runs, p.dataset, p.shared, m):
+                click.echo(f"warning: {p.label}: {metric} unavailable in some run", err=True)
+                continue
             values = {
-                r.label: per_instance[r.label].loc[p.dataset].loc[p.shared, metric].to_numpy()
+                r.label: per_instance[r.label]
+                .loc[p.dataset]
+                .loc[p.shared, m.instance_column]
+                .to_numpy()
                 for r in runs
             }
-            ranking = stats.rank_runs(values, lower_is_better=True)
+            ranking = stats.rank_runs(values, lower_is_better=m.lower_is_better)
             click.echo(
                 f"\n{p.label}, {metric}: {ranking.n} instances shared by all {len(runs)} runs; "
                 f"Holm-corrected over {len(ranking.pairs)} pairs"
@@ -212,16 +261,13 @@ def _ranking_rows(runs, per_instance, pairings, metric_names) -> list[dict[str, 
     return rows
 
 
-def _parse_metrics(text: str) -> tuple[str, ...]:
-    from bench.stats import NOC_THRESHOLDS
+def _parse_metrics(text: str) -> list[Any]:
+    from bench.metrics import MetricError, parse_metrics
 
-    names = tuple(m.strip() for m in text.split(",") if m.strip())
-    unknown = [m for m in names if m not in NOC_THRESHOLDS]
-    if not names or unknown:
-        raise click.BadParameter(
-            f"{text!r}: expected some of {', '.join(NOC_THRESHOLDS)}", param_hint="--metrics"
-        )
-    return names
+    try:
+        return parse_metrics(text)
+    except MetricError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metrics") from None
 
 
 @click.command("compare")
@@ -231,7 +277,8 @@ def _parse_metrics(text: str) -> tuple[str, ...]:
     "metric_text",
     default=",".join(DEFAULT_METRICS),
     show_default=True,
-    help="Per-instance NoC metrics to compare (comma-separated).",
+    help="Metrics to compare (comma-separated registry names: NoC@<percent>, NoF@<percent>, "
+    "mIoU@<k>, mBIoU@<k>, IoU-AUC, ...).",
 )
 @click.option(
     "--allow-protocol-difference",
@@ -256,7 +303,7 @@ def compare_command(
     from bench.reports.compare import status_problem
     from bench.reports.runs import RunFolderError, load_runs
 
-    metric_names = _parse_metrics(metric_text)
+    metric_list = _parse_metrics(metric_text)
     if len(run_dirs) < 2:
         raise click.UsageError("give at least two run directories")
     try:
@@ -273,7 +320,13 @@ def compare_command(
             + "\n(--allow-protocol-difference compares them anyway, e.g. one method under two "
             "click models)"
         )
-    per_instance = {r.label: stats.per_instance_metrics(r.trajectories, r.max_clicks) for r in runs}
+    names = [m.name for m in metric_list]
+    per_instance = {
+        r.label: stats.per_instance_metrics(
+            r.trajectories, r.max_clicks, names=names, stop_at_iou=r.protocol.get("stop_at_iou")
+        )
+        for r in runs
+    }
     pairings = pair_instances(runs, per_instance)
     if not any(p.shared for p in pairings):
         names = " and ".join(str(d) for d in run_dirs)
@@ -296,15 +349,16 @@ def compare_command(
         click.echo(f"{short_names(runs)[run.label]} = {run.label}: {run.path}")
 
     if len(runs) == 2:
-        rows = _pair_rows(runs, per_instance, pairings, metric_names)
+        rows = _pair_rows(runs, per_instance, pairings, metric_list)
         _print_pairs(rows)
     else:
-        rows = _ranking_rows(runs, per_instance, pairings, metric_names)
+        rows = _ranking_rows(runs, per_instance, pairings, metric_list)
     click.echo(
         f"\nCI: {stats.CI_METHOD}, of the mean paired difference (instances resampled with "
         f"their pair).\np: two-sided {stats.PAIRED_TEST}"
         + ("; Holm-corrected over the pairs of each dataset and metric." if len(runs) > 2 else ".")
-        + "\nLower NoC is better: a negative difference favours the first run of the pair."
+        + "\nLower NoC / NoF is better, higher IoU is better: the verdict column says which run "
+        "the difference favours."
     )
     if problems:
         click.echo("WARNING: these runs differ in protocol (see above).", err=True)

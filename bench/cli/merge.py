@@ -20,7 +20,7 @@ def merge_command(shard_dirs: tuple[Path, ...], out: Path) -> None:
     differ), unfinished shards, and a missing or duplicated shard, naming the folder.
     """
     from bench.cli.summary import print_summary
-    from bench.stats import summarize_with_intervals as summarize
+    from bench.stats import summarize_run
     from bench.store import read_trajectories
     from bench.store.merge import MergeError, merge_shards
 
@@ -28,6 +28,5 @@ def merge_command(shard_dirs: tuple[Path, ...], out: Path) -> None:
         manifest = merge_shards(list(shard_dirs), out, command=tuple(sys.argv))
     except MergeError as exc:
         raise click.ClickException(str(exc)) from None
-    max_clicks = manifest.get("protocol", {}).get("max_clicks", 20)
-    print_summary(summarize(read_trajectories(out), max_clicks), manifest)
+    print_summary(summarize_run(read_trajectories(out), manifest), manifest)
     click.echo(f"merged {len(shard_dirs)} shards into {out}")

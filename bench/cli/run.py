@@ -84,7 +84,7 @@ def run_command(**kw: Any) -> None:
     from bench.engine.instance import ProtocolSettings
     from bench.engine.run import RunMismatchError, RunRequest, run
     from bench.engine.shards import parse_shard
-    from bench.stats import summarize_with_intervals as summarize
+    from bench.stats import summarize_run
     from bench.store import RunLockedError
 
     options = factory_options(kw)
@@ -151,7 +151,7 @@ def run_command(**kw: Any) -> None:
         return  # rank 0 prints the merged run
     from bench.store import read_trajectories
 
-    print_summary(summarize(read_trajectories(out), kw["max_clicks"]), manifest)
+    print_summary(summarize_run(read_trajectories(out), manifest), manifest)
     click.echo(f"run directory: {out}")
     if manifest.get("status") == "failed":
         click.echo(

@@ -8,30 +8,73 @@ from typing import Any
 
 import click
 
+DEFAULT_SHOWN = (
+    "NoC@85",
+    "NoC@90",
+    "NoC@95",
+    "NoF@85",
+    "NoF@90",
+    "NoF@95",
+    "mIoU@1",
+    "mIoU@5",
+    "mIoU@10",
+    "mIoU@20",
+    "mBIoU@5",
+    "IoU-AUC",
+)
+"""What the console shows by default (summary.csv holds every metric of the default set)."""
+
 
 def _cells(table: Any, column: str) -> list[str]:
     """`value [lo, hi]` per dataset; the bare value where the table has no CI for the column
-    (or NaN bounds: a single instance)."""
-    if column.startswith("NoF@"):
-        fmt = lambda v: str(round(v))  # noqa: E731
-    else:
-        fmt = lambda v: f"{v:.2f}" if column.startswith("NoC@") else f"{v:.3f}"  # noqa: E731
+    (or NaN bounds: a single instance); `unavailable` where the run cannot measure it."""
+    from bench.metrics import get_metric
+
+    metric = get_metric(column)
     lo, hi = f"{column}_lo", f"{column}_hi"
     has_ci = lo in table and hi in table
-    return [
-        fmt(row[column])
-        + (f" [{fmt(row[lo])}, {fmt(row[hi])}]" if has_ci and row[lo] == row[lo] else "")
-        for _, row in table.iterrows()
-    ]
+    cells = []
+    for _, row in table.iterrows():
+        value = row[column]
+        text = metric.format(None if value != value else float(value))
+        if value == value and has_ci and row[lo] == row[lo]:
+            text += f" [{metric.format(float(row[lo]))}, {metric.format(float(row[hi]))}]"
+        cells.append(text)
+    return cells
 
 
-def print_summary(table: Any, manifest: dict[str, Any]) -> None:
+def unavailable_notes(table: Any, columns: list[str], manifest: dict[str, Any]) -> list[str]:
+    """Why a metric has no value: above the early stop, or boundary IoU not stored."""
+    from bench.metrics import get_metric
+
+    stop = (manifest.get("protocol") or {}).get("stop_at_iou")
+    notes = []
+    for column in columns:
+        if column not in table or not table[column].isna().any():
+            continue
+        metric = get_metric(column)
+        if metric.group in ("noc", "nof") and stop is not None:
+            notes.append(
+                f"{column}: unavailable, the run stopped each instance at IoU {stop} "
+                "(--stop-at-iou)"
+            )
+        elif metric.requires == "biou":
+            notes.append(
+                f"{column}: unavailable, this run has no boundary IoU (made before `biou`); "
+                "`bench rescore RUN` fills it in from masks saved with --save-masks"
+            )
+        else:
+            notes.append(f"{column}: unavailable for some dataset (trajectories too short)")
+    return notes
+
+
+def print_summary(table: Any, manifest: dict[str, Any], columns: list[str] | None = None) -> None:
     """The run's table on the console; CI bounds (`<metric>_lo`/`_hi`, from
     `bench.stats.summarize_with_intervals`) are shown as `value [lo, hi]` when present."""
     import pandas as pd
 
-    columns = [c for c in ("NoC@85", "NoC@90", "NoF@85", "NoF@90") if c in table]
-    columns += [c for c in ("mIoU@1", "mIoU@5", "mIoU@10", "mIoU@20") if c in table]
+    if columns is None:
+        columns = [c for c in DEFAULT_SHOWN if c in table]
     if table.empty:
         click.echo("no instance was evaluated")
     else:
@@ -48,6 +91,8 @@ def print_summary(table: Any, manifest: dict[str, Any]) -> None:
             from bench.stats import CI_METHOD
 
             click.echo(f"[lo, hi]: {CI_METHOD}.")
+        for note in unavailable_notes(table, columns, manifest):
+            click.echo(f"note: {note}")
     skipped = manifest.get("errors", [])
     if skipped:
         click.echo(f"{len(skipped)} sample(s) skipped because of errors (listed in manifest.json):")
@@ -68,7 +113,7 @@ def print_summary(table: Any, manifest: dict[str, Any]) -> None:
 def summary_command(run_dir: Path, nof_rule: str) -> None:
     """Per-dataset NoC@85/90, NoF@85/90 and mIoU@k of a run, each with its 95% bootstrap
     confidence interval; writes summary.csv (the bounds in `<metric>_lo` / `<metric>_hi`)."""
-    from bench.stats import summarize_with_intervals
+    from bench.stats import summarize_run
     from bench.store import SUMMARY, read_trajectories
 
     manifest_path = run_dir / "manifest.json"
@@ -79,8 +124,7 @@ def summary_command(run_dir: Path, nof_rule: str) -> None:
         raise click.ClickException(f"{manifest_path}: not valid JSON ({exc})") from None
     except (FileNotFoundError, ValueError) as exc:  # no run here, or a corrupt journal line
         raise click.ClickException(str(exc)) from None
-    max_clicks = manifest.get("protocol", {}).get("max_clicks", 20)
-    table = summarize_with_intervals(trajectories, max_clicks, nof_rule=nof_rule)
+    table = summarize_run(trajectories, manifest, nof_rule=nof_rule)
     table.to_csv(run_dir / SUMMARY)
     print_summary(table, manifest)
     status = manifest.get("status")
