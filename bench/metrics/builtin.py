@@ -98,3 +98,31 @@ MIOU = register_metric(
         instance_prefix="IoU@",
     )
 )
+
+
+def iou_auc_values(data: DatasetTrajectories, _: float | None) -> np.ndarray:
+    """Trapezoid area under the IoU-vs-click curve over clicks 1..K (unit spacing), divided
+    by K - 1, K = max clicks: (sum of IoUs - (first + last) / 2) / (K - 1). NaN for an
+    instance with fewer than K clicks (early stop, or a click model that ran out)."""
+    k = data.max_clicks
+    out = np.full(len(data), np.nan)
+    for i, seq in enumerate(data.ious):
+        if k >= 2 and len(seq) >= k:
+            v = np.asarray(seq[:k], dtype=np.float64)
+            out[i] = (v.sum() - (v[0] + v[-1]) / 2.0) / (k - 1)
+    return out
+
+
+IOU_AUC = register_metric(
+    MetricSpec(
+        pattern="IoU-AUC",
+        per_instance=iou_auc_values,
+        aggregate="mean",
+        lower_is_better=False,
+        fmt=".3f",
+        group="auc",
+        definition="mean over instances of the area under the IoU curve over clicks 1..K "
+        "(trapezoid rule) divided by K - 1; RClicks' tables call it IoU@20",
+        source="RClicks compute_benchmark_metrics.ipynb: np.trapz(ious, axis=1) / 19.",
+    )
+)
