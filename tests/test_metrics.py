@@ -170,3 +170,31 @@ def test_report_reference_protocol_is_not_picked_by_argument_order(tmp_path, gol
         row = table.display.loc[label[stopped] + "†"]
         assert row[("GrabCut", "NoC@90")] == "–" and row[("GrabCut", "NoC@85")] != "–"
         assert any("NoC@90 unavailable" in note for note in table.notes)
+
+
+def test_iou_auc_nocs_and_nof_equal_the_rclicks_notebook(golden):
+    """RClicks' "IoU@20" (cell 7: np.trapz(ious, axis=1) / 19), NoC@90 and NoF@90 per
+    instance, for the Base run and the 10 click groups of every model, and the cell-8 means."""
+    reference = json.loads((golden / "metrics" / "rclicks_metrics.json").read_text())
+    cell7 = {(r["model"], r["mode"]): r for r in reference["all_idxs_cell7"]}
+    cell8 = {(r["model"], r["mode"]): r["metric"] for r in reference["metrics_cell8"]}
+    checked = 0
+    for model, runs in reference["inputs"].items():
+        for group in ["Base"] + reference["groups"]:
+            ious = runs[group]["iou"]
+            frame = trajectories_of("GrabCut", {str(i): s for i, s in enumerate(ious)}, np.float64)
+            per = metrics.per_instance(frame, "IoU-AUC,NoC@90,NoF@90")
+            row = cell7[(model, f"{group}_IOU")]
+            np.testing.assert_allclose(per["IoU-AUC"], row["iou"], rtol=1e-12, atol=0)
+            np.testing.assert_array_equal(per["NoC@90"], row["noc"])
+            assert per["NoF@90"].sum() == row["over_max"][0]
+            checked += 1
+        base = metrics.summarize(frame_of_base(runs), names="IoU-AUC").loc["GrabCut", "IoU-AUC"]
+        assert base == pytest.approx(cell8[(model, "Base_iou")], rel=1e-12)
+    assert checked == 3 * 11
+
+
+def frame_of_base(runs) -> pd.DataFrame:
+    return trajectories_of(
+        "GrabCut", {str(i): s for i, s in enumerate(runs["Base"]["iou"])}, np.float64
+    )
