@@ -143,8 +143,10 @@ def test_noc_above_the_early_stop_is_unavailable(tmp_path, golden):
     assert table.loc["grabcut", "NoC@85"] == full.loc["grabcut", "NoC@85"]
     for column in ("NoC@90", "NoC@95", "NoF@90", "NoF@95"):
         assert np.isnan(table.loc["grabcut", column]), column
+    assert np.isnan(table.loc["grabcut", "IoU-AUC"])  # the curves stop before click 20
     line = next(x for x in result.output.splitlines() if x.startswith("grabcut"))
-    assert line.count("unavailable") == 4
+    assert line.count("unavailable") == 5
+    assert "IoU-AUC: unavailable, the run stopped each instance at IoU 0.85" in result.output
     assert "NoC@90: unavailable, the run stopped each instance at IoU 0.85" in result.output
 
 

@@ -53,7 +53,7 @@ def unavailable_notes(table: Any, columns: list[str], manifest: dict[str, Any]) 
         if column not in table or not table[column].isna().any():
             continue
         metric = get_metric(column)
-        if metric.group in ("noc", "nof") and stop is not None:
+        if metric.group in ("noc", "nof", "auc") and stop is not None:
             notes.append(
                 f"{column}: unavailable, the run stopped each instance at IoU {stop} "
                 "(--stop-at-iou)"
