@@ -12,7 +12,11 @@ One click is three steps so a batched engine can run the middle one for many ins
 (logits -> full-size probability + next state). Only the forward touches the model.
 `open_instance`/`predict_batch` (the `bench.adapters.BatchPredictor` interface) do exactly that:
 one forward per group of instances whose network inputs have the same size (on the CPU, the
-instances' forwards side by side instead, `cpu_parallel`). The official code
+instances' forwards side by side instead, `cpu_parallel`).
+
+CFR-ICL's cascade-forward refinement (`cascade`) repeats the three steps on the same clicks
+(`bench.adapters.common.cascade`); in a batched call the instances still cascading (first
+clicks) go on together, round by round, while the others are done. The official code
 runs one instance at a time; every transform here is per instance and the network treats batch
 items independently (eval-mode BatchNorm, per-sample GroupNorm/LayerNorm, padding click rows
 dropped by DistMaps), so batching changes only the float rounding of the batched kernels.
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.adapters.common.cascade import CascadeConfig, changed_pixels, stops_early
 from bench.adapters.common.cpu_parallel import SingleThreadedPool, plan_forwards
 from bench.adapters.common.flip import flip_forward, flip_inverse
 from bench.adapters.common.points import batch_points, net_clicks, points_tensor
@@ -41,6 +46,8 @@ from bench.adapters.common.zoom_in import (
 from bench.sample import Click, Sample
 
 __all__ = [
+    "CascadeConfig",
+    "CascadeTrace",
     "EvalPredictor",
     "InstanceHandle",
     "InstanceState",
@@ -64,6 +71,16 @@ class PipelineConfig:
     zoom_in: ZoomInConfig | None
     with_flip: bool = True
     net_clicks_limit: int | None = None
+    cascade: CascadeConfig = CascadeConfig()
+
+
+@dataclass(frozen=True)
+class CascadeTrace:
+    """What the last click ran: predictions (network forwards), and for each prediction after
+    the first the pixels it changed at 0.49 (what `acf` tests)."""
+
+    forwards: int = 0
+    changed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,6 +115,7 @@ class InstanceHandle:
     dataset: str
     config: PipelineConfig
     state: InstanceState
+    trace: CascadeTrace = CascadeTrace()
 
 
 def start_instance(image: np.ndarray, device: str | torch.device = "cpu") -> InstanceState:
@@ -172,6 +190,7 @@ class EvalPredictor:
         on_dataset: Callable[[str], None] | None = None,
         net_clicks_limit: int | None = None,
         forward_workers: int | None = None,
+        cascade: CascadeConfig | None = None,
     ):
         self.forward = forward
         self.zoom_in = zoom_in
@@ -181,6 +200,8 @@ class EvalPredictor:
         self.on_dataset = on_dataset
         self.net_clicks_limit = net_clicks_limit
         self.forward_workers = forward_workers
+        self.cascade = cascade or CascadeConfig()
+        self.trace = CascadeTrace()
         self._pool: SingleThreadedPool | None = None
         self.dataset: str | None = None
         self.config: PipelineConfig | None = None
@@ -188,7 +209,7 @@ class EvalPredictor:
 
     def config_for(self, dataset: str) -> PipelineConfig:
         zoom = self.zoom_in(dataset) if self.zoom_in is not None else None
-        return PipelineConfig(zoom, self.with_flip, self.net_clicks_limit)
+        return PipelineConfig(zoom, self.with_flip, self.net_clicks_limit, self.cascade)
 
     def _use_dataset(self, dataset: str) -> PipelineConfig:
         if dataset != self.dataset or self.config is None:
@@ -266,20 +287,62 @@ class EvalPredictor:
                     f"predict_batch: an instance of {handle.dataset} is in flight while the model "
                     f"is set up for {self.dataset} (finish one dataset before opening the next)"
                 )
-        inputs = [prepare_inputs(h.config, h.state, clicks) for h, clicks in requests]
-        logits = self.run_forward_batch(inputs)
-        results = [
-            map_output_back(h.config, h.state, net_input, out)
-            for h, net_input, out in zip(handles, inputs, logits)
-        ]
-        for handle, (state, _) in zip(handles, results):
-            handle.state = state
-        return [prob for _, prob in results]
+        states = [h.state for h in handles]
+        steps = [h.config.cascade.steps(len(clicks)) for h, clicks in requests]
+        probs: list[np.ndarray | None] = [None] * len(requests)
+        changed: list[list[int]] = [[] for _ in requests]
+        forwards = [0] * len(requests)
+        active = list(range(len(requests)))
+        while active:  # one round per cascade step; without a cascade, one round
+            inputs = [prepare_inputs(handles[i].config, states[i], requests[i][1]) for i in active]
+            logits = self.run_forward_batch(inputs)
+            going_on = []
+            for i, net_input, out in zip(active, inputs, logits):
+                previous = probs[i]
+                states[i], probs[i] = map_output_back(handles[i].config, states[i], net_input, out)
+                forwards[i] += 1
+                if _cascade_goes_on(
+                    handles[i].config.cascade, steps[i], forwards[i], previous, probs[i], changed[i]
+                ):
+                    going_on.append(i)
+            active = going_on
+        for i, handle in enumerate(handles):
+            handle.state = states[i]
+            handle.trace = CascadeTrace(forwards[i], tuple(changed[i]))
+        return [prob for prob in probs if prob is not None]
 
     def predict(self, clicks: list[Click]) -> np.ndarray:
         if self.state is None or self.config is None:
             raise RuntimeError("predict() before start()")
-        net_input = prepare_inputs(self.config, self.state, clicks)
-        logits = self.run_forward(net_input)
-        self.state, prob = map_output_back(self.config, self.state, net_input, logits)
+        config, state = self.config, self.state
+        steps = config.cascade.steps(len(clicks))
+        changed: list[int] = []
+        forwards, prob = 0, None
+        while True:  # official get_prediction: cascade steps on the same clicks, else one
+            net_input = prepare_inputs(config, state, clicks)
+            logits = self.run_forward(net_input)
+            previous = prob
+            state, prob = map_output_back(config, state, net_input, logits)
+            forwards += 1
+            if not _cascade_goes_on(config.cascade, steps, forwards, previous, prob, changed):
+                break
+        self.state = state
+        self.trace = CascadeTrace(forwards, tuple(changed))
         return prob
+
+
+def _cascade_goes_on(
+    cascade: CascadeConfig,
+    steps: int,
+    done: int,
+    previous: np.ndarray | None,
+    prob: np.ndarray,
+    changed: list[int],
+) -> bool:
+    """After `done` of `steps` predictions of one click: note the pixels the last one changed
+    (`changed`) and say whether another follows (official loop, with the `acf` return)."""
+    if previous is not None:
+        changed.append(changed_pixels(prob, previous))
+        if stops_early(cascade, changed[-1]):
+            return False
+    return done < steps
