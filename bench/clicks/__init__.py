@@ -4,7 +4,7 @@ A click model is `model(errors, clicks, context) -> Click | None`:
 - `errors`: false negatives / false positives of the current prediction on valid pixels
   (`bench.protocol.Errors`; before the first click the prediction is empty, so FN = object);
 - `clicks`: every click so far, in order;
-- `context`: the instance (dataset, sample id, ground truth target) and its own random
+- `context`: the instance (dataset, sample id, ground truth target, image) and its own random
   generator, seeded from `--seed`, the dataset and the sample id alone. A model that draws
   only from `context.rng` therefore gives the same clicks in a batched, sharded, resumed or
   torchrun run as in a plain one.
@@ -37,6 +37,7 @@ class ClickContext:
     sample_id: str
     target: protocol.Target
     rng: np.random.Generator = field(repr=False)
+    image: np.ndarray | None = field(default=None, repr=False)  # H x W x 3 uint8 RGB
 
 
 ClickModel = Callable[[protocol.Errors, Sequence[Click], ClickContext], "Click | None"]
@@ -48,6 +49,7 @@ CLICK_MODELS: dict[str, str] = {
     "border-distance": "bench.clicks.simulated:border_distance",
     "first-click-random": "bench.clicks.simulated:first_click_random",
     "replay": "bench.clicks.replay:replay",
+    "rclicks": "bench.clicks.rclicks:rclicks",
 }
 """Name -> `module:factory`; the factory takes the parsed options and returns a ClickModel."""
 

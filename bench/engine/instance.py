@@ -55,11 +55,16 @@ class InstanceState:
 
 
 def start_instance(
-    gt: np.ndarray, dataset: str = "", sample_id: str = "", seed: int = 0
+    gt: np.ndarray,
+    dataset: str = "",
+    sample_id: str = "",
+    seed: int = 0,
+    image: np.ndarray | None = None,
 ) -> InstanceState:
     target = protocol.Target.from_gt(gt)
     empty = np.zeros(gt.shape, dtype=bool)
-    context = ClickContext(dataset, sample_id, target, instance_rng(seed, dataset, sample_id))
+    rng = instance_rng(seed, dataset, sample_id)
+    context = ClickContext(dataset, sample_id, target, rng, image)
     return InstanceState(target, protocol.errors(target, empty), context)
 
 

@@ -115,7 +115,7 @@ def _instance_clicks(
     settings: runner.ProtocolSettings,
 ) -> Iterator[ClickTime]:
     rule = make_click_model(settings.click_model)
-    state = runner.start_instance(sample.gt, sample.dataset, sample.id, settings.seed)
+    state = runner.start_instance(sample.gt, sample.dataset, sample.id, settings.seed, sample.image)
     predictor.start(sample)
     while not state.done:
         _synchronize(device)
