@@ -46,6 +46,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 
 SAM_NAMES = ("sam-vit-b", "sam-vit-l", "sam-vit-h")
 SAM2_NAMES = tuple(n for n in VARIANTS if n.startswith("sam2"))
+SAM_HQ_NAMES = ("sam-hq-vit-b", "sam-hq-vit-l", "sam-hq-vit-h")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -77,11 +78,14 @@ def files(networks, tmp_path_factory) -> dict[str, Path]:
 
 # registry -------------------------------------------------------------------------------------
 def test_every_variant_is_registered_with_an_importable_factory():
-    assert set(VARIANTS) == set(SAM_NAMES + SAM2_NAMES)
+    assert set(VARIANTS) == set(SAM_NAMES + SAM2_NAMES + SAM_HQ_NAMES + ("mobilesam",))
     assert len(SAM2_NAMES) == 8  # SAM 2 and SAM 2.1, four sizes each
     for name, variant in VARIANTS.items():
         spec = MODELS[name]
-        assert spec.family == ("sam" if variant.package == SAM_PACKAGE else "sam2")
+        assert spec.family == variant.family
+        assert spec.family == {SAM_PACKAGE: "sam", "segment-anything-hq": "sam-hq"}.get(
+            variant.package, "sam2"
+        )
         assert spec.needs_weights and spec.checkpoint_files == (variant.checkpoint_file,)
         assert callable(_import_attr(spec.factory))
     assert all((Path(official.sam2_builders().__file__).parent / VARIANTS[n].builder_key).is_file()

@@ -47,6 +47,14 @@ class Embedding:
     image_embed: torch.Tensor  # 1 x 256 x 64 x 64
     input_size: tuple[int, int] = (0, 0)  # SAM: resized size before padding
     high_res: tuple[torch.Tensor, ...] = ()  # SAM 2: 1 x 32 x 256 x 256, 1 x 64 x 128 x 128
+    # SAM-HQ: the ViT's output after its first global-attention block, 1 x 64 x 64 x width (the
+    # official predictor keeps every global block's output; its decoder reads only the first).
+    interm: tuple[torch.Tensor, ...] = ()
+
+    def nbytes(self) -> int:
+        """Memory held by the tensors (what the embedding cache bounds)."""
+        tensors = (self.image_embed, *self.high_res, *self.interm)
+        return sum(t.numel() * t.element_size() for t in tensors)
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,6 +137,60 @@ class SamBackend:
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
                 multimask_output=multimask,
+            )
+            logits = network.postprocess_masks(
+                low_res, embedding.input_size, embedding.original_size
+            )
+        return Decoded(low_res=low_res.float(), iou=iou.float(), logits=logits.float())
+
+
+class SamHqBackend(SamBackend):
+    """`segment-anything-hq`'s `Sam` as its `SamPredictor` drives it (segment_anything_hq/
+    predictor.py): the ViT encoder also returns its global blocks' outputs, and `MaskDecoderHQ`
+    takes the first of them and `hq_token_only`. With `multimask_output` the HQ decoder itself
+    keeps the best of the three SAM masks by predicted IoU and returns one mask (SAM's + HQ's,
+    or HQ's alone), so every call gives one output."""
+
+    family = "sam-hq"
+
+    def __init__(
+        self, network: Any, device: torch.device, dtype: torch.dtype, hq_token_only: bool = False
+    ) -> None:
+        super().__init__(network, device, dtype)
+        self.hq_token_only = hq_token_only
+
+    @torch.no_grad()
+    def encode(self, image: np.ndarray) -> Embedding:
+        resized = sam_resized_image(image, self.resolution)
+        tensor = torch.as_tensor(resized, device=self.device)
+        tensor = tensor.permute(2, 0, 1).contiguous()[None, :, :, :]
+        with precision(self.device, self.dtype):
+            features, interm = self.network.image_encoder(self.network.preprocess(tensor))
+        return Embedding(
+            original_size=tuple(image.shape[:2]),
+            image_embed=features,
+            input_size=tuple(tensor.shape[-2:]),
+            interm=(interm[0],),
+        )
+
+    def _decode_one(self, request: DecodeRequest, multimask: bool) -> Decoded:
+        embedding = request.embedding
+        coords = sam_point_coords(request.points_xy, embedding.original_size, self.resolution)
+        coords_t = torch.as_tensor(coords, dtype=torch.float, device=self.device)[None, :, :]
+        labels_t = torch.as_tensor(request.labels, dtype=torch.int, device=self.device)[None, :]
+        network = self.network
+        with precision(self.device, self.dtype):
+            sparse, dense = network.prompt_encoder(
+                points=(coords_t, labels_t), boxes=None, masks=request.mask_input
+            )
+            low_res, iou = network.mask_decoder(
+                image_embeddings=embedding.image_embed,
+                image_pe=network.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multimask,
+                hq_token_only=self.hq_token_only,
+                interm_embeddings=list(embedding.interm),
             )
             logits = network.postprocess_masks(
                 low_res, embedding.input_size, embedding.original_size

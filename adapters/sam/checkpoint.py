@@ -1,7 +1,9 @@
 """Official SAM-family checkpoint files: safe reading, which network a file holds, strict loading.
 
-Formats: `segment-anything` releases `torch.save(model.state_dict())` (a bare state_dict,
-`segment_anything/build_sam.py:_build_sam` loads it as is); `sam2` releases `{"model":
+Formats: `segment-anything`, `segment-anything-hq` and MobileSAM release
+`torch.save(model.state_dict())` (a bare state_dict, `segment_anything/build_sam.py:_build_sam`,
+`segment_anything_hq/build_sam.py:_build_sam` and `mobile_sam/build_sam.py:build_sam_vit_t`
+load it as is); `sam2` releases `{"model":
 state_dict}` (`sam2/build_sam.py:_load_checkpoint` reads `["model"]`). Both hold tensors only,
 so they load with `torch.load(weights_only=True)`; `trust=True` (option `trust_checkpoint`) is
 the explicit opt-out for other pickles. Either layout is accepted for either family, because the
@@ -11,8 +13,10 @@ The official loaders give a bare `size mismatch` / `Missing key(s)` traceback wh
 another variant is passed (facebookresearch/segment-anything issue #15); here the variant is
 read from the state_dict first (patch-embedding width, block count, the keys SAM 2.1 added) and
 a mismatch names the model to use instead, before any network is built. Remaining differences
-are reported by `bench.adapters.checkpoint.load_state_dict_strict` (missing / unexpected keys,
-shapes) and the load is strict.
+are reported key by key (every missing and unexpected key and every shape mismatch is named)
+and the load is strict. segment-anything-hq's own builder loads with `strict=False` and prints
+the result, so a plain SAM checkpoint passed to it gives a network whose HQ decoder layers keep
+their random initialisation; here the same file is refused, naming the HQ keys it lacks.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from typing import Any
 
 import torch
 
-from bench.adapters.checkpoint import CheckpointError, file_sha256, load_state_dict_strict
-from bench.adapters.sam.models import SAM_PACKAGE, VARIANTS, SamVariant, download_page
+from bench.adapters.checkpoint import CheckpointError, file_sha256, state_dict_mismatch
+from bench.adapters.sam.models import SAM2_PACKAGE, VARIANTS, SamVariant, download_page
 
 # (patch-embedding width, number of encoder blocks) -> SAM registry name.
 _SAM_SIGNATURES = {(768, 12): "sam-vit-b", (1024, 24): "sam-vit-l", (1280, 32): "sam-vit-h"}
@@ -35,6 +39,8 @@ _SAM2_SIGNATURES = {(96, 12): "t", (96, 16): "s", (112, 24): "b+", (144, 48): "l
 _SAM_PATCH = "image_encoder.patch_embed.proj.weight"
 _SAM2_PATCH = "image_encoder.trunk.patch_embed.proj.weight"
 _SAM21_ONLY = "no_obj_embed_spatial"  # added by SAM 2.1 (configs/sam2.1/*.yaml)
+_HQ_ONLY = "mask_decoder.hf_token.weight"  # MaskDecoderHQ's HQ output token
+_TINYVIT_PATCH = "image_encoder.patch_embed.seq.0.c.weight"  # MobileSAM's TinyViT stem
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,14 @@ def _block_count(state_dict: dict[str, torch.Tensor], prefix: str) -> int:
 
 def identify(state_dict: dict[str, torch.Tensor]) -> str | None:
     """The registry name of the released network these weights belong to, None if unknown."""
+    if _TINYVIT_PATCH in state_dict:
+        return "mobilesam"  # an HQ variant of it is not registered: the strict load names keys
     if _SAM_PATCH in state_dict:
         width = state_dict[_SAM_PATCH].shape[0]
-        return _SAM_SIGNATURES.get((width, _block_count(state_dict, "image_encoder.blocks.")))
+        name = _SAM_SIGNATURES.get((width, _block_count(state_dict, "image_encoder.blocks.")))
+        if name is not None and _HQ_ONLY in state_dict:
+            return name.replace("sam-", "sam-hq-", 1)
+        return name
     if _SAM2_PATCH in state_dict:
         width = state_dict[_SAM2_PATCH].shape[0]
         size = _SAM2_SIGNATURES.get(
@@ -123,6 +134,8 @@ def check_variant(checkpoint: SamCheckpoint, variant: SamVariant) -> None:
     found = identify(checkpoint.state_dict)
     if found is None or found == variant.name:
         return  # unknown layouts fall through to the strict load's key-by-key report
+    if found.replace("sam-", "sam-hq-", 1) == variant.name:
+        return  # a plain SAM file for SAM-HQ: the strict load names every HQ key it lacks
     other = VARIANTS[found]
     raise CheckpointError(
         f"{checkpoint.path}: this is a checkpoint of {other.architecture} "
@@ -132,14 +145,27 @@ def check_variant(checkpoint: SamCheckpoint, variant: SamVariant) -> None:
 
 
 def load_weights(network: torch.nn.Module, checkpoint: SamCheckpoint, variant: SamVariant) -> None:
-    """Strict `load_state_dict` with the shared readable mismatch report."""
-    load_state_dict_strict(
-        network,
-        checkpoint.state_dict,
-        architecture=f"{variant.architecture} (`{variant.package}` package)",
-        download_page=download_page(variant),
-        path=checkpoint.path,
-    )
+    """Strict `load_state_dict`; a mismatch names every missing and unexpected key."""
+    expected = {name: tensor.shape for name, tensor in network.state_dict().items()}
+    missing, unexpected, shapes = state_dict_mismatch(expected, checkpoint.state_dict)
+    if missing or unexpected or shapes:
+        architecture = f"{variant.architecture} (`{variant.package}` package)"
+        parts = [f"{checkpoint.path}: checkpoint does not match the {architecture} architecture"]
+        if missing:
+            parts.append(f"{len(missing)} missing key(s): {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected)}")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es): {', '.join(shapes)}")
+        if missing and variant.family == "sam-hq" and identify(checkpoint.state_dict):
+            parts.append(
+                "this is a plain SAM checkpoint without the HQ decoder (segment-anything-hq's "
+                "own builder would load it with strict=False and leave those layers random)"
+            )
+        page = download_page(variant)
+        parts.append(f"expected an official {architecture} checkpoint from {page}")
+        raise CheckpointError("; ".join(parts))
+    network.load_state_dict(checkpoint.state_dict, strict=True)
 
 
 def checkpoint_record(checkpoint: SamCheckpoint) -> dict[str, Any]:
@@ -155,4 +181,4 @@ def checkpoint_record(checkpoint: SamCheckpoint) -> dict[str, Any]:
 
 def official_layout(variant: SamVariant) -> str:
     """How the official release stores this variant's weights (for saving test files)."""
-    return "state_dict" if variant.package == SAM_PACKAGE else "{'model': state_dict}"
+    return "{'model': state_dict}" if variant.package == SAM2_PACKAGE else "state_dict"

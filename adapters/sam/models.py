@@ -1,6 +1,9 @@
-"""Registry entries of the SAM family: Segment Anything (Kirillov et al., ICCV 2023) and SAM 2 /
-SAM 2.1 (Ravi et al., 2024), run through the official PyPI packages `segment-anything` and
-`sam2`.
+"""Registry entries of the SAM family: Segment Anything (Kirillov et al., ICCV 2023), SAM 2 /
+SAM 2.1 (Ravi et al., 2024), HQ-SAM (Ke et al., "Segment Anything in High Quality", NeurIPS
+2023) and MobileSAM (Zhang et al., "Faster Segment Anything", 2023), run through the official
+PyPI packages `segment-anything`, `sam2` and `segment-anything-hq`; MobileSAM's TinyViT image
+encoder is written here (`bench.adapters.sam.tinyvit`), its prompt encoder and mask decoder are
+segment-anything's.
 
 Kept cheap: no torch import and no import of the official packages here, so `bench models list`
 stays fast and can say what to install when a package is missing. The factories live in
@@ -19,11 +22,14 @@ from bench.adapters import ModelSpec, register_model
 
 SAM_PACKAGE = "segment-anything"
 SAM2_PACKAGE = "sam2"
+SAM_HQ_PACKAGE = "segment-anything-hq"
 
 SAM_DOWNLOAD_PAGE = "https://github.com/facebookresearch/segment-anything#model-checkpoints"
 SAM2_DOWNLOAD_PAGE = "https://github.com/facebookresearch/sam2#download-checkpoints"
 """SAM 2.1 checkpoints (README "Download Checkpoints"); the SAM 2 ones are listed under the
 README's "SAM 2 checkpoints" heading of the same page."""
+SAM_HQ_DOWNLOAD_PAGE = "https://github.com/SysCV/sam-hq#model-checkpoints"
+MOBILESAM_DOWNLOAD_PAGE = "https://github.com/ChaoningZhang/MobileSAM/tree/master/weights"
 
 INSTALL_HINT = {
     SAM_PACKAGE: 'pip install -e ".[sam]"  (or: pip install segment-anything)',
@@ -32,8 +38,17 @@ INSTALL_HINT = {
         "declares torchvision, whose PyPI wheels replace or break a CPU torch; the adapter "
         "does not need torchvision)"
     ),
+    SAM_HQ_PACKAGE: (
+        'pip install -e ".[sam]" && pip install --no-deps "segment-anything-hq>=0.3"  '
+        "(--no-deps: it declares torchvision, which the adapter does not need)"
+    ),
 }
-IMPORT_NAME = {SAM_PACKAGE: "segment_anything", SAM2_PACKAGE: "sam2"}
+IMPORT_NAME = {
+    SAM_PACKAGE: "segment_anything",
+    SAM2_PACKAGE: "sam2",
+    SAM_HQ_PACKAGE: "segment_anything_hq",
+}
+MOBILESAM_KEY = "vit_t"  # MobileSAM's sam_model_registry key (mobile_sam/build_sam.py)
 
 
 @dataclass(frozen=True)
@@ -41,11 +56,16 @@ class SamVariant:
     """One released network: how the official package builds it and which file holds it."""
 
     name: str  # registry name
-    package: str  # SAM_PACKAGE or SAM2_PACKAGE
+    package: str  # SAM_PACKAGE, SAM2_PACKAGE or SAM_HQ_PACKAGE
     builder_key: str  # `sam_model_registry` key, or the sam2 Hydra config name
     architecture: str
     checkpoint_file: str
     params_m: float  # full count of the built network / 1e6
+
+    @property
+    def family(self) -> str:
+        """Which backend drives it: "sam" (SAM, MobileSAM), "sam-hq" or "sam2"."""
+        return {SAM_PACKAGE: "sam", SAM_HQ_PACKAGE: "sam-hq"}.get(self.package, "sam2")
 
 
 VARIANTS: dict[str, SamVariant] = {
@@ -124,6 +144,23 @@ VARIANTS: dict[str, SamVariant] = {
             "sam2.1_hiera_large.pt",
             224.45,
         ),
+        SamVariant(
+            "sam-hq-vit-b", SAM_HQ_PACKAGE, "vit_b", "HQ-SAM ViT-B/16", "sam_hq_vit_b.pth", 94.81
+        ),
+        SamVariant(
+            "sam-hq-vit-l", SAM_HQ_PACKAGE, "vit_l", "HQ-SAM ViT-L/16", "sam_hq_vit_l.pth", 313.68
+        ),
+        SamVariant(
+            "sam-hq-vit-h", SAM_HQ_PACKAGE, "vit_h", "HQ-SAM ViT-H/16", "sam_hq_vit_h.pth", 642.69
+        ),
+        SamVariant(
+            "mobilesam",
+            SAM_PACKAGE,
+            MOBILESAM_KEY,
+            "MobileSAM (TinyViT-5M)",
+            "mobile_sam.pt",
+            10.13,
+        ),
     )
 }
 
@@ -161,6 +198,7 @@ PUBLISHED_PARAMS_M: dict[str, PublishedParams] = {
 _INPUT_SIZE = {
     SAM_PACKAGE: "1024 (longest side, zero-padded to 1024 x 1024)",
     SAM2_PACKAGE: "1024 x 1024 (resized, aspect not kept)",
+    SAM_HQ_PACKAGE: "1024 (longest side, zero-padded to 1024 x 1024)",
 }
 _PREDICTOR = "bench.adapters.sam.predictor"
 
@@ -171,7 +209,30 @@ def factory_name(name: str) -> str:
 
 
 def download_page(variant: SamVariant) -> str:
-    return SAM_DOWNLOAD_PAGE if variant.package == SAM_PACKAGE else SAM2_DOWNLOAD_PAGE
+    if variant.builder_key == MOBILESAM_KEY:
+        return MOBILESAM_DOWNLOAD_PAGE
+    return {SAM_PACKAGE: SAM_DOWNLOAD_PAGE, SAM_HQ_PACKAGE: SAM_HQ_DOWNLOAD_PAGE}.get(
+        variant.package, SAM2_DOWNLOAD_PAGE
+    )
+
+
+def describe_variant(variant: SamVariant) -> str:
+    """The registry description: what runs the network and the prompt protocol."""
+    protocol = (
+        "image embedding once per image (embedding_cache), every click as a point prompt, "
+        "previous low-res logits as mask input (params: full count)"
+    )
+    if variant.builder_key == MOBILESAM_KEY:
+        return (
+            f"{variant.architecture}: TinyViT-5M image encoder written here (no timm), prompt "
+            f"encoder and mask decoder from the official `{SAM_PACKAGE}` package; {protocol}"
+        )
+    if variant.package == SAM_HQ_PACKAGE:
+        return (
+            f"{variant.architecture} through the official `{variant.package}` package (HQ output "
+            f"token added to SAM's mask, or alone with hq_token_only=true); {protocol}"
+        )
+    return f"{variant.architecture} through the official `{variant.package}` package; {protocol}"
 
 
 for _variant in VARIANTS.values():
@@ -179,13 +240,9 @@ for _variant in VARIANTS.values():
         ModelSpec(
             name=_variant.name,
             factory=f"{_PREDICTOR}:{factory_name(_variant.name)}",
-            family="sam" if _variant.package == SAM_PACKAGE else "sam2",
+            family=_variant.family,
             needs_weights=True,
-            description=(
-                f"{_variant.architecture} through the official `{_variant.package}` package; "
-                "image embedding once per instance, every click as a point prompt, previous "
-                "low-res logits as mask input (params: full count)"
-            ),
+            description=describe_variant(_variant),
             input_size=_INPUT_SIZE[_variant.package],
             params_m=_variant.params_m,
             checkpoint_files=(_variant.checkpoint_file,),

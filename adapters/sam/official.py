@@ -1,5 +1,6 @@
-"""The official `segment-anything` and `sam2` packages: imported, and their networks built, with
-or without a working torchvision.
+"""The official `segment-anything`, `sam2` and `segment-anything-hq` packages: imported, and their
+networks built, with or without a working torchvision (and, for segment-anything-hq, without
+timm).
 
 What torchvision is used for in the installed packages (segment-anything 1.0, sam2 1.1):
 
@@ -27,6 +28,17 @@ is used. The predictors' few lines of glue and the image transforms are re-expre
 numbers. Rejected alternatives: a stand-in `torchvision` module in `sys.modules` (it would hide
 a broken environment from every other library in the process) and a vendored or patched copy of
 the package (no longer the official code).
+
+segment-anything-hq 0.3 goes further: its `__init__` imports the predictor (torchvision) and its
+`modeling/__init__` imports `tiny_vit_sam` (its own MobileSAM-HQ encoder), which imports timm,
+which this project never installs. So both `segment_anything_hq` and `segment_anything_hq.modeling`
+are always entered without their `__init__` (unless already imported), the modules the ViT
+networks need (`modeling.sam`, `image_encoder`, `mask_decoder_hq`, `prompt_encoder`,
+`transformer`) are imported from the installed files, and the network is assembled with exactly
+the arguments of the package's `build_sam.py:_build_sam` (`build_sam_hq` below). The official
+builder itself cannot be imported without timm (`build_sam.py` imports `TinyViT` from
+`.modeling`); tests/test_sam_hq.py imports it with stand-ins and checks that both networks are
+the same. MobileSAM is built by `bench.adapters.sam.mobilesam`.
 """
 
 from __future__ import annotations
@@ -40,7 +52,30 @@ from typing import Any
 
 import torch
 
-from bench.adapters.sam.models import INSTALL_HINT, SAM2_PACKAGE, SAM_PACKAGE, SamVariant
+from bench.adapters.sam.models import (
+    INSTALL_HINT,
+    MOBILESAM_KEY,
+    SAM2_PACKAGE,
+    SAM_HQ_PACKAGE,
+    SAM_PACKAGE,
+    SamVariant,
+)
+
+SAM_HQ_MODULES = (
+    "common",
+    "image_encoder",
+    "mask_decoder_hq",
+    "prompt_encoder",
+    "transformer",
+    "sam",
+)
+# segment_anything_hq/build_sam.py: build_sam_vit_{b,l,h} -> _build_sam(embed dim, depth, heads,
+# global attention indexes).
+SAM_HQ_ENCODERS = {
+    "vit_b": (768, 12, 12, (2, 5, 8, 11)),
+    "vit_l": (1024, 24, 16, (5, 11, 17, 23)),
+    "vit_h": (1280, 32, 16, (7, 15, 23, 31)),
+}
 
 
 class MissingPackageError(ImportError):
@@ -94,12 +129,94 @@ def sam2_builders(model: str = "sam2") -> ModuleType:
         raise _missing(SAM2_PACKAGE, model, error) from error
 
 
+@cache
+def sam_hq_modeling(model: str = "sam-hq") -> ModuleType:
+    """`segment_anything_hq.modeling` with the submodules SAM-HQ's ViT networks need, imported
+    as described above (the namespace is the package's, its `__init__` not run)."""
+    if importlib.util.find_spec("segment_anything_hq") is None:
+        absent = ModuleNotFoundError("No module named 'segment_anything_hq'")
+        raise _missing(SAM_HQ_PACKAGE, model, absent)
+    for package in ("segment_anything_hq", "segment_anything_hq.modeling"):
+        if package not in sys.modules:
+            _enter_package_without_init(package)
+    for name in SAM_HQ_MODULES:
+        importlib.import_module(f"segment_anything_hq.modeling.{name}")
+    return sys.modules["segment_anything_hq.modeling"]
+
+
 def ensure_package(variant: SamVariant) -> ModuleType:
     """The builders' module of the variant's package, or MissingPackageError saying what to
     install."""
     if variant.package == SAM_PACKAGE:
         return segment_anything_builders(variant.name)
+    if variant.package == SAM_HQ_PACKAGE:
+        return sam_hq_modeling(variant.name)
     return sam2_builders(variant.name)
+
+
+def build_sam_hq(variant: SamVariant) -> torch.nn.Module:
+    """segment_anything_hq's `_build_sam(...)` for `variant` (checkpoint None), from the
+    package's modules; the official builder's `requires_grad` flags do not matter here."""
+    from functools import partial
+
+    modeling = sam_hq_modeling(variant.name)
+    embed_dim, depth, heads, global_attn = SAM_HQ_ENCODERS[variant.builder_key]
+    prompt_embed_dim, image_size, patch = 256, 1024, 16
+    grid = image_size // patch
+    return modeling.sam.Sam(
+        image_encoder=modeling.image_encoder.ImageEncoderViT(
+            depth=depth,
+            embed_dim=embed_dim,
+            img_size=image_size,
+            mlp_ratio=4,
+            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=heads,
+            patch_size=patch,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=list(global_attn),
+            window_size=14,
+            out_chans=prompt_embed_dim,
+        ),
+        prompt_encoder=modeling.prompt_encoder.PromptEncoder(
+            embed_dim=prompt_embed_dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(image_size, image_size),
+            mask_in_chans=16,
+        ),
+        mask_decoder=modeling.mask_decoder_hq.MaskDecoderHQ(
+            num_multimask_outputs=3,
+            transformer=modeling.transformer.TwoWayTransformer(
+                depth=2, embedding_dim=prompt_embed_dim, mlp_dim=2048, num_heads=8
+            ),
+            transformer_dim=prompt_embed_dim,
+            iou_head_depth=3,
+            iou_head_hidden_dim=256,
+            vit_dim=embed_dim,
+        ),
+        pixel_mean=[123.675, 116.28, 103.53],
+        pixel_std=[58.395, 57.12, 57.375],
+    )
+
+
+def construct(variant: SamVariant, *, sam2_postprocessing: bool = True) -> torch.nn.Module:
+    """The variant's untrained network as its builder makes it (any device context)."""
+    if variant.builder_key == MOBILESAM_KEY:
+        from bench.adapters.sam.mobilesam import build_mobile_sam
+
+        return build_mobile_sam(variant.name)
+    if variant.package == SAM_HQ_PACKAGE:
+        return build_sam_hq(variant)
+    builders = ensure_package(variant)
+    if variant.package == SAM_PACKAGE:
+        return builders.sam_model_registry[variant.builder_key](checkpoint=None)
+    return builders.build_sam2(
+        variant.builder_key,
+        None,
+        device="cpu",
+        mode="eval",
+        apply_postprocessing=sam2_postprocessing,
+    )
 
 
 def build_network(variant: SamVariant, *, sam2_postprocessing: bool = True) -> torch.nn.Module:
@@ -110,17 +227,7 @@ def build_network(variant: SamVariant, *, sam2_postprocessing: bool = True) -> t
     `dynamic_multimask_via_stability` (single-mask output falls back to the best of the three
     multimask outputs when it is not stable), as every `build_sam2` user gets it.
     """
-    builders = ensure_package(variant)
-    if variant.package == SAM_PACKAGE:
-        network = builders.sam_model_registry[variant.builder_key](checkpoint=None)
-    else:
-        network = builders.build_sam2(
-            variant.builder_key,
-            None,
-            device="cpu",
-            mode="eval",
-            apply_postprocessing=sam2_postprocessing,
-        )
+    network = construct(variant, sam2_postprocessing=sam2_postprocessing)
     return network.eval().requires_grad_(False)
 
 
@@ -129,7 +236,7 @@ def package_versions() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     found: dict[str, Any] = {}
-    for package in (SAM_PACKAGE, SAM2_PACKAGE, "torchvision"):
+    for package in (SAM_PACKAGE, SAM2_PACKAGE, SAM_HQ_PACKAGE, "torchvision"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:

@@ -30,8 +30,12 @@ Output: the probability map is the sigmoid of the chosen mask's logits upsampled
 `threshold=sam` lowers those pixels' probability to just under 0.49, which makes the harness's
 binary mask exactly SAM's.
 
-The image embedding is computed once per instance (`start` / `open_instance`) and reused for
-every click. `predict_batch` serves any number of instances in flight, each at its own click.
+The image embedding is computed once per image (`start` / `open_instance`, through
+`bench.adapters.sam.cache`: instances of the same image share one encoder pass; option
+`embedding_cache=N` keeps the N most recent images, 0 encodes every instance) and reused for
+every click. SAM-HQ's option `hq_token_only` (default false, the official predictor's default)
+takes the HQ output token's mask alone instead of SAM's mask plus the HQ mask.
+`predict_batch` serves any number of instances in flight, each at its own click.
 By default it makes one decoder call per instance, so that every result is bit-identical to the
 official predictor and independent of which instances share a call (the engine's promise). With
 `batch_decoder=true`, SAM 2 decodes all instances whose prompts have the same shapes in one call
@@ -51,20 +55,37 @@ import torch
 
 from bench.adapters.common.factory import DTYPES, flag, parse_options, runtime_record
 from bench.adapters.sam import official
-from bench.adapters.sam.backends import Decoded, DecodeRequest, Embedding, Sam2Backend, SamBackend
+from bench.adapters.sam.backends import (
+    Decoded,
+    DecodeRequest,
+    Embedding,
+    Sam2Backend,
+    SamBackend,
+    SamHqBackend,
+)
+from bench.adapters.sam.cache import DEFAULT_MAX_IMAGES, DISABLED, EmbeddingCache
 from bench.adapters.sam.checkpoint import (
     check_variant,
     checkpoint_record,
     load_weights,
     read_sam_checkpoint,
 )
-from bench.adapters.sam.models import SAM_PACKAGE, VARIANTS, SamVariant, download_page
+from bench.adapters.sam.models import VARIANTS, SamVariant, download_page
 from bench.protocol import PRED_THR
 from bench.sample import Click, Sample
 
 MULTIMASK_RULES = ("first", "always", "never")
 THRESHOLDS = ("harness", "sam")
-SAM_OPTIONS = ("multimask", "mask_input", "threshold", "postprocessing", "batch_decoder")
+SAM_OPTIONS = (
+    "multimask",
+    "mask_input",
+    "threshold",
+    "postprocessing",
+    "batch_decoder",
+    "hq_token_only",
+    "embedding_cache",
+)
+FAMILY_OPTIONS = {"postprocessing": "sam2", "batch_decoder": "sam2", "hq_token_only": "sam-hq"}
 JUST_BELOW_THRESHOLD = np.nextafter(np.float32(PRED_THR), np.float32(0))
 
 
@@ -134,10 +155,12 @@ class SamFamilyPredictor:
         backend: SamBackend | Sam2Backend,
         protocol: PromptProtocol,
         description: dict[str, Any],
+        cache: EmbeddingCache[Embedding] | None = None,
     ) -> None:
         self.backend = backend
         self.protocol = protocol
         self.model = backend.network
+        self.cache = cache
         self._description = description
         self._current: SamInstance | None = None
 
@@ -152,8 +175,12 @@ class SamFamilyPredictor:
 
     # Batched interface ---------------------------------------------------------------------
     def open_instance(self, sample: Sample) -> SamInstance:
-        """Run the image encoder once; every click of the instance reuses the embedding."""
-        return SamInstance(sample.id, self.backend.encode(_check_image(sample)))
+        """The image's embedding (encoded now, or shared with an earlier instance of the same
+        image); every click of the instance reuses it."""
+        image = _check_image(sample)
+        if self.cache is None:
+            return SamInstance(sample.id, self.backend.encode(image))
+        return SamInstance(sample.id, self.cache.get_or_encode(image, self.backend.encode))
 
     def predict_batch(self, requests: Sequence[tuple[SamInstance, Sequence[Click]]]) -> list:
         return [out.probability for out in self.predict_details(requests)]
@@ -204,7 +231,8 @@ class SamFamilyPredictor:
         return low_res, output
 
     def describe(self) -> dict[str, Any]:
-        return dict(self._description)
+        cache = DISABLED if self.cache is None else self.cache.describe()
+        return {**self._description, "embedding_cache": dict(cache)}
 
 
 def make_backend(
@@ -213,9 +241,12 @@ def make_backend(
     device: torch.device,
     dtype: torch.dtype,
     batch_decoder: bool = False,
+    hq_token_only: bool = False,
 ) -> SamBackend | Sam2Backend:
-    if variant.package == SAM_PACKAGE:
+    if variant.family == "sam":
         return SamBackend(network, device, dtype)
+    if variant.family == "sam-hq":
+        return SamHqBackend(network, device, dtype, hq_token_only=hq_token_only)
     return Sam2Backend(network, device, dtype, batch_decoder=batch_decoder)
 
 
@@ -227,13 +258,16 @@ def predictor_for_network(
     dtype: torch.dtype = torch.float32,
     protocol: PromptProtocol | None = None,
     batch_decoder: bool = False,
+    hq_token_only: bool = False,
+    embedding_cache: int = DEFAULT_MAX_IMAGES,
     record: dict[str, Any] | None = None,
 ) -> SamFamilyPredictor:
-    """A predictor around an already built network (random or loaded; profile and tests)."""
+    """A predictor around an already built network (random or loaded; profile and tests).
+    `embedding_cache`: images whose embeddings are kept for later instances (0: none)."""
     device = torch.device(device)
     protocol = protocol or PromptProtocol()
     network = network.to(device=device).eval()
-    backend = make_backend(variant, network, device, dtype, batch_decoder)
+    backend = make_backend(variant, network, device, dtype, batch_decoder, hq_token_only)
     description = {
         "model": variant.name,
         "architecture": variant.architecture,
@@ -254,12 +288,17 @@ def predictor_for_network(
         "dtype": {v: k for k, v in DTYPES.items()}.get(dtype, str(dtype)),
         "device": str(device),
     }
-    if variant.package != SAM_PACKAGE:
+    if variant.family == "sam2":
         decoder = network.sam_mask_decoder
         description["dynamic_multimask_via_stability"] = bool(
             decoder.dynamic_multimask_via_stability
         )
-    return SamFamilyPredictor(backend, protocol, description)
+    if variant.family == "sam-hq":
+        description["hq_token_only"] = hq_token_only
+    if variant.builder_key == "vit_t":
+        description["image_encoder"] = "bench.adapters.sam.tinyvit (TinyViT-5M, written here)"
+    cache = EmbeddingCache(embedding_cache) if embedding_cache > 0 else None
+    return SamFamilyPredictor(backend, protocol, description, cache)
 
 
 def make_sam_predictor(name: str, **options: Any) -> SamFamilyPredictor:
@@ -269,7 +308,9 @@ def make_sam_predictor(name: str, **options: Any) -> SamFamilyPredictor:
     (first|always|never), `mask_input` (true|false), `threshold` (harness|sam),
     `postprocessing` (SAM 2: build_sam2's apply_postprocessing, default true),
     `batch_decoder` (SAM 2: one decoder call for the instances whose prompts have the same
-    shapes, default false: its results differ from one instance per call by float rounding).
+    shapes, default false: its results differ from one instance per call by float rounding),
+    `hq_token_only` (SAM-HQ: the HQ token's mask alone, default false), `embedding_cache`
+    (images whose embeddings later instances reuse, default 4; 0 encodes every instance).
     """
     variant = VARIANTS[name]
     refused = sorted({"zoom_in", "flip"} & set(options))
@@ -292,9 +333,12 @@ def make_sam_predictor(name: str, **options: Any) -> SamFamilyPredictor:
     )
     postprocessing = flag("postprocessing", opts.extra.get("postprocessing", True))
     batch_decoder = flag("batch_decoder", opts.extra.get("batch_decoder", False))
-    for sam2_only in ("postprocessing", "batch_decoder"):
-        if variant.package == SAM_PACKAGE and sam2_only in opts.extra:
-            raise TypeError(f"{name}: option {sam2_only} applies to SAM 2 models only")
+    hq_token_only = flag("hq_token_only", opts.extra.get("hq_token_only", False))
+    for option, family in FAMILY_OPTIONS.items():
+        if option in opts.extra and variant.family != family:
+            which = "SAM 2" if family == "sam2" else "SAM-HQ"
+            raise TypeError(f"{name}: option {option} applies to {which} models only")
+    embedding_cache = _cache_size(name, opts.extra.get("embedding_cache", DEFAULT_MAX_IMAGES))
     official.ensure_package(variant)  # fail fast, before hashing a large file
     checkpoint = read_sam_checkpoint(opts.checkpoint, trust=opts.trust_checkpoint)
     check_variant(checkpoint, variant)
@@ -308,8 +352,28 @@ def make_sam_predictor(name: str, **options: Any) -> SamFamilyPredictor:
         dtype=opts.dtype,
         protocol=protocol,
         batch_decoder=batch_decoder,
+        hq_token_only=hq_token_only,
+        embedding_cache=embedding_cache,
         record={**checkpoint_record(checkpoint), **runtime_record(opts)},
     )
+
+
+def _cache_size(name: str, value: Any) -> int:
+    """`embedding_cache`: a count of images (0 = off); true/false mean the default / 0."""
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on"):
+        return DEFAULT_MAX_IMAGES
+    if text in ("false", "no", "off"):
+        return 0
+    try:
+        size = int(text)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise ValueError(
+            f"{name}: embedding_cache={value!r}: expected a number of images (0 turns it off)"
+        )
+    return size
 
 
 def make_sam_vit_b(**options: Any) -> SamFamilyPredictor:
@@ -365,3 +429,23 @@ def make_sam2_1_hiera_b_plus(**options: Any) -> SamFamilyPredictor:
 def make_sam2_1_hiera_l(**options: Any) -> SamFamilyPredictor:
     """`sam2.1-hiera-l`: SAM 2.1 Hiera-L (sam2.1_hiera_large.pt)."""
     return make_sam_predictor("sam2.1-hiera-l", **options)
+
+
+def make_sam_hq_vit_b(**options: Any) -> SamFamilyPredictor:
+    """`sam-hq-vit-b`: HQ-SAM ViT-B (sam_hq_vit_b.pth)."""
+    return make_sam_predictor("sam-hq-vit-b", **options)
+
+
+def make_sam_hq_vit_l(**options: Any) -> SamFamilyPredictor:
+    """`sam-hq-vit-l`: HQ-SAM ViT-L (sam_hq_vit_l.pth)."""
+    return make_sam_predictor("sam-hq-vit-l", **options)
+
+
+def make_sam_hq_vit_h(**options: Any) -> SamFamilyPredictor:
+    """`sam-hq-vit-h`: HQ-SAM ViT-H (sam_hq_vit_h.pth)."""
+    return make_sam_predictor("sam-hq-vit-h", **options)
+
+
+def make_mobilesam(**options: Any) -> SamFamilyPredictor:
+    """`mobilesam`: MobileSAM, TinyViT-5M encoder (mobile_sam.pt)."""
+    return make_sam_predictor("mobilesam", **options)
