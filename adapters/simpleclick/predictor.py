@@ -7,6 +7,11 @@ position embedding resized (bicubic) from the trained grid whenever the dataset 
 script does with `interpolate_pos_embed_inference` on a freshly loaded model per dataset
 (`isegm/model/modeling/pos_embed.py`). The shared `EvalPredictor` does the transforms.
 
+Options `cf_n`, `acf` and `cf_click` add CFR-ICL's cascade-forward refinement (its
+`scripts/evaluate_model.py --cf-n/--acf/--cf-click`; `bench.adapters.common.cascade`) to any
+SimpleClick model; `cfr-icl-vit-*` are the same networks with CFR-ICL's defaults (`--cf-n=4
+--acf`, its README), whose checkpoints are SimpleClick checkpoints (golden/cfricl B3).
+
 Checkpoints are read with `torch.load(weights_only=True)` plus inert stand-ins for the pickled
 loss object (`bench.adapters.checkpoint`) and loaded strictly, like the official
 `isegm/inference/utils.py:load_is_model`.
@@ -27,6 +32,7 @@ from bench.adapters.checkpoint import (
     load_state_dict_strict,
     read_checkpoint,
 )
+from bench.adapters.common.cascade import CascadeConfig
 from bench.adapters.common.eval_predictor import (
     EvalPredictor,
     ZoomInConfig,
@@ -37,11 +43,19 @@ from bench.adapters.common.factory import (
     ModelPredictor,
     batched_record,
     checkpoint_record,
+    flag,
     forward_workers,
     parse_options,
     runtime_record,
 )
-from bench.adapters.simpleclick.models import ARCHITECTURES, CHECKPOINT_FILES, DOWNLOAD_PAGE
+from bench.adapters.simpleclick.models import (
+    ARCHITECTURES,
+    CFRICL_CHECKPOINT_FILES,
+    CFRICL_DEFAULTS,
+    CFRICL_DOWNLOAD_PAGE,
+    CHECKPOINT_FILES,
+    DOWNLOAD_PAGE,
+)
 from bench.adapters.simpleclick.network import (
     VARIANTS,
     PlainViTConfig,
@@ -51,8 +65,13 @@ from bench.adapters.simpleclick.network import (
 )
 
 __all__ = [
+    "CASCADE_OPTIONS",
     "SimpleClickPredictor",
+    "cascade_from_options",
     "load_plainvit",
+    "make_cfricl_vit_b",
+    "make_cfricl_vit_h",
+    "make_cfricl_vit_l",
     "make_simpleclick_predictor",
     "make_vit_b",
     "make_vit_b224",
@@ -62,6 +81,8 @@ __all__ = [
 ]
 
 OFFICIAL_CLASS = "isegm.model.is_plainvit_model.PlainVitModel"
+CASCADE_OPTIONS = ("cf_n", "acf", "cf_click")
+"""CFR-ICL's evaluation options (`--cf-n`, `--acf`, `--cf-click`)."""
 SimpleClickPredictor = ModelPredictor
 WHOLE_IMAGE = 10**9
 """`min_crop_size` that makes every ZoomIn region the whole image (zoom-in ablation)."""
@@ -144,21 +165,47 @@ def zoom_rule(input_size: int | None, zoom_in: bool):
     return rule
 
 
+def _count_option(name: str, key: str, value: Any, default: int) -> int:
+    if value is None or value == "":
+        return default
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise ValueError(f"{name}: {key}={value!r}: expected an integer >= 0")
+    return int(text)
+
+
+def cascade_from_options(name: str, extra: dict[str, Any]) -> CascadeConfig:
+    """`cf_n` (CFR steps, default 0 = none), `acf` (adaptive stop), `cf_click` (how many
+    first clicks cascade, default 1), as CFR-ICL's `evaluate_model.py` takes them."""
+    return CascadeConfig(
+        cf_n=_count_option(name, "cf_n", extra.get("cf_n"), 0),
+        acf=flag("acf", extra.get("acf", False)),
+        cf_click=_count_option(name, "cf_click", extra.get("cf_click"), 1),
+    )
+
+
 def make_simpleclick_predictor(
-    variant: str, *, name: str | None = None, **options: Any
+    variant: str,
+    *,
+    name: str | None = None,
+    checkpoint_files: tuple[str, ...] | None = None,
+    download_page: str = DOWNLOAD_PAGE,
+    **options: Any,
 ) -> SimpleClickPredictor:
     """Predictor of one SimpleClick ViT variant; options: the common ones
-    (`bench.adapters.common.factory.COMMON_OPTIONS`), `input_size` (official `fixedN`) and
-    `forward_workers` (`bench.adapters.common.factory.forward_workers`)."""
+    (`bench.adapters.common.factory.COMMON_OPTIONS`), `input_size` (official `fixedN`),
+    `forward_workers` (`bench.adapters.common.factory.forward_workers`) and CFR-ICL's
+    `cf_n` / `acf` / `cf_click` (`cascade_from_options`)."""
     name = name or f"simpleclick-{_MODEL_SUFFIX[variant]}"
     opts = parse_options(
         name,
         options,
-        checkpoint_files=CHECKPOINT_FILES[variant],
-        download_page=DOWNLOAD_PAGE,
-        extra=("input_size", *BATCHED_OPTIONS),
+        checkpoint_files=checkpoint_files or CHECKPOINT_FILES[variant],
+        download_page=download_page,
+        extra=("input_size", *BATCHED_OPTIONS, *CASCADE_OPTIONS),
     )
     workers = forward_workers(name, opts)
+    cascade = cascade_from_options(name, opts.extra)
     zoom_in, flip = opts.zoom_in, opts.flip
     input_size = opts.extra.get("input_size")
     input_size = int(input_size) if input_size not in (None, "") else None
@@ -183,6 +230,7 @@ def make_simpleclick_predictor(
         dtype=opts.dtype,
         on_dataset=on_dataset,
         forward_workers=workers,
+        cascade=cascade,
     )
     description = {
         "model": name,
@@ -200,7 +248,9 @@ def make_simpleclick_predictor(
         "pos_embed": "bicubic (align_corners=False) from the trained grid to target/patch, "
         "per dataset",
         "flip": flip,
-        "predictor": "official BasePredictor, NoBRS, prev-mask = probability map",
+        "predictor": "official BasePredictor, NoBRS, prev-mask = probability map"
+        + (", CFR-ICL cascade-forward refinement" if cascade.enabled else ""),
+        "cascade": cascade.record(),
         "batched": batched_record(workers, opts.device),
         **runtime_record(opts),
     }
@@ -232,3 +282,31 @@ def make_vit_l(**options: Any) -> SimpleClickPredictor:
 def make_vit_h(**options: Any) -> SimpleClickPredictor:
     """`simpleclick-vit-h`: ViT-H 448, patch 14 (cocolvis_vit_huge.pth)."""
     return make_simpleclick_predictor("huge", **options)
+
+
+def _make_cfricl(variant: str, options: dict[str, Any]) -> SimpleClickPredictor:
+    for key, value in CFRICL_DEFAULTS.items():
+        options.setdefault(key, value)
+    return make_simpleclick_predictor(
+        variant,
+        name=f"cfr-icl-{_MODEL_SUFFIX[variant]}",
+        checkpoint_files=CFRICL_CHECKPOINT_FILES[variant],
+        download_page=CFRICL_DOWNLOAD_PAGE[variant],
+        **options,
+    )
+
+
+def make_cfricl_vit_b(**options: Any) -> SimpleClickPredictor:
+    """`cfr-icl-vit-b`: ViT-B 448 with CFR-ICL's defaults (cf_n=4, acf)."""
+    return _make_cfricl("base", options)
+
+
+def make_cfricl_vit_l(**options: Any) -> SimpleClickPredictor:
+    """`cfr-icl-vit-l`: ViT-L 448 with CFR-ICL's defaults (cf_n=4, acf)."""
+    return _make_cfricl("large", options)
+
+
+def make_cfricl_vit_h(**options: Any) -> SimpleClickPredictor:
+    """`cfr-icl-vit-h`: ViT-H 448 with CFR-ICL's defaults (cf_n=4, acf); the released
+    `cocolvis_icl_vit_huge.pth`."""
+    return _make_cfricl("huge", options)
