@@ -111,7 +111,7 @@ class FakeCDNet:
             "click_map": torch.from_numpy(disks.astype(np.float32)),
         }
 
-    def pixel_diffusion(
+    def PixelDiffusion(  # noqa: N802 - the official method name
         self, image: torch.Tensor, mask: torch.Tensor, click_map: torch.Tensor
     ) -> torch.Tensor:
         m = mask.to(torch.float64)

@@ -31,6 +31,9 @@ from bench.adapters.checkpoint import (
     load_state_dict_strict,
     read_checkpoint,
 )
+from bench.adapters.clickseg.cdnet import OFFICIAL_CLASS as CDNET_CLASS
+from bench.adapters.clickseg.cdnet import CDNetModel, cdnet_config_check
+from bench.adapters.clickseg.cdnet_predictor import CDNET_INFER_SIZE, CDNetPredictor
 from bench.adapters.clickseg.focal_predictor import FocalPredictor
 from bench.adapters.clickseg.models import (
     ARCHITECTURES,
@@ -49,7 +52,13 @@ from bench.adapters.clickseg.transforms import ClickSEGZoomIn
 from bench.adapters.common.factory import checkpoint_record, parse_options, runtime_record
 from bench.sample import Click, Sample
 
-__all__ = ["ClickSEGPredictor", "load_clickseg", "make_focalclick_segformer_b0_s2"]
+__all__ = [
+    "ClickSEGPredictor",
+    "load_clickseg",
+    "make_cdnet_resnet34",
+    "make_focalclick_segformer_b0_s2",
+    "make_focalclick_segformer_b3_s2",
+]
 
 _SEGFORMER_MODELS = {"b0": "focalclick-segformer-b0-s2", "b3": "focalclick-segformer-b3-s2"}
 
@@ -63,6 +72,8 @@ def build_model(name: str) -> torch.nn.Module:
     """A freshly built (random-weight) network of a registered ClickSEG model."""
     if name.startswith("focalclick-segformer-"):
         return SegFormerModel(name.split("-")[2])
+    if name == "cdnet-resnet34":
+        return CDNetModel()
     raise ValueError(f"unknown ClickSEG model {name!r}; known: {list(ARCHITECTURES)}")
 
 
@@ -89,6 +100,14 @@ def load_clickseg(
             raise _refuse_variant(
                 ckpt.path, f"SegFormer {variant.upper()}", name, _SEGFORMER_MODELS[variant]
             )
+    if ckpt.config and name == "cdnet-resnet34":
+        check_config_class(
+            ckpt, CDNET_CLASS, architecture=architecture, download_page=DOWNLOAD_PAGE
+        )
+        try:
+            cdnet_config_check(config_params(ckpt))
+        except ValueError as error:
+            raise CheckpointError(f"{ckpt.path}: {error}") from None
     load_state_dict_strict(
         model,
         ckpt.state_dict,
@@ -175,3 +194,44 @@ def make_focalclick_segformer_b0_s2(**options: Any) -> ClickSEGPredictor:
 def make_focalclick_segformer_b3_s2(**options: Any) -> ClickSEGPredictor:
     """`focalclick-segformer-b3-s2`: segformerB3_S2_{cclvs,sbd}.pth."""
     return make_focalclick_predictor("focalclick-segformer-b3-s2", **options)
+
+
+def make_cdnet_resnet34(**options: Any) -> ClickSEGPredictor:
+    """`cdnet-resnet34`: cdnet_res34_{cclvs,sbd}.pth in the official `DiffisionPredictor`.
+
+    Options: `checkpoint` (required), `device`, `trust_checkpoint`. The official predictor
+    always flips, always zooms in and always runs at 384 x 384: `flip=False`, `zoom_in=False`
+    and other dtypes than float32 are refused. It returns the official bool mask
+    (probability > 0.5) as a 0/1 map.
+    """
+    name = "cdnet-resnet34"
+    opts = parse_options(
+        name, options, checkpoint_files=CHECKPOINT_FILES[name], download_page=DOWNLOAD_PAGE
+    )
+    if opts.dtype_name != "float32":
+        raise ValueError(f"{name}: only dtype float32 is supported")
+    if not opts.flip:
+        raise ValueError(f"{name}: the official CDNet predictor always averages a flipped pass")
+    if not opts.zoom_in:
+        raise ValueError(f"{name}: the official CDNet evaluation always zooms in")
+    model, record = load_clickseg(name, opts.checkpoint, trust=opts.trust_checkpoint)
+    model = model.to(opts.device)
+    zoom = ClickSEGZoomIn()
+    pipeline = CDNetPredictor(model, zoom_in=zoom, device=opts.device)
+    description = {
+        "model": name,
+        "architecture": ARCHITECTURES[name],
+        **record,
+        "infer_size": CDNET_INFER_SIZE,
+        "predictor": "official ClickSEG DiffisionPredictor (scripts/evaluate_model.py CDNet)",
+        "output": "bool mask prob > 0.5 (official), returned as a 0/1 map",
+        "zoom_in": {
+            "rule": "ClickSEG ZoomIn (eval-mode cvpr): ROI cropped, not resized; recomputed "
+            "every click",
+            **asdict(zoom),
+        },
+        "flip": True,
+        "official_threshold": 0.5,
+        **runtime_record(opts),
+    }
+    return ClickSEGPredictor(model, pipeline, description)
