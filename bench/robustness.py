@@ -27,9 +27,13 @@ counts (differences of counts), so they have none.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -214,3 +218,145 @@ def figure_names() -> list[str]:
         if metric == "IoU-AUC":
             names.append(f"{metric} NSR")
     return names
+
+
+# --- a robustness folder: the eleven runs and robustness.csv -----------------------------------
+
+PLAN = "robustness.json"
+TABLE = "robustness.csv"
+
+
+def click_model_of(prior: str, group: int, seed: int) -> str:
+    """The `--click-model` text of group G (seed omitted when it is RClicks' default 42)."""
+    text = f"rclicks:prior={prior},group={group}"
+    return text if seed == 42 else f"{text},seed={seed}"
+
+
+def plan_runs(
+    out: Path, prior: str, seed: int = 42, base: Path | None = None
+) -> dict[str, tuple[Path, str]]:
+    """label -> (run folder, click model): `base` (official) and G1..G10 under `out`.
+
+    The click models are parsed (and a plugin prior imported) here, so that a typo fails
+    before the first run starts."""
+    from bench.clicks import make_click_model
+
+    runs = {"base": (Path(base) if base is not None else out / "base", "official")}
+    for g in range(1, 11):
+        runs[f"G{g}"] = (out / f"G{g}", click_model_of(prior, g, seed))
+    make_click_model(runs["G1"][1])
+    return runs
+
+
+def write_plan(out: Path, runs: Mapping[str, tuple[Path, str]], prior: str, seed: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    plan = {
+        "prior": prior,
+        "seed": seed,
+        "runs": {
+            label: {"dir": os.path.relpath(folder, out), "click_model": cm}
+            for label, (folder, cm) in runs.items()
+        },
+    }
+    (out / PLAN).write_text(json.dumps(plan, indent=2) + "\n")
+
+
+def read_plan(out: Path) -> dict[str, Any]:
+    path = Path(out) / PLAN
+    try:
+        plan = json.loads(path.read_text())
+        labels = set(plan["runs"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a robustness plan ({exc})") from None
+    missing = {"base", *GROUPS} - labels
+    if missing:
+        raise ValueError(f"{path}: runs {', '.join(sorted(missing))} are missing")
+    return plan
+
+
+def is_robustness_dir(folder: Path) -> bool:
+    return (Path(folder) / PLAN).is_file()
+
+
+@dataclass(frozen=True)
+class RobustnessRuns:
+    """The trajectories and manifests of one robustness folder's runs, read once."""
+
+    out: Path
+    prior: str
+    model: str
+    trajectories: dict[str, pd.DataFrame]  # label (base, G1..G10) -> trajectories
+    manifests: dict[str, dict[str, Any]]
+
+    @property
+    def max_clicks(self) -> int:
+        return int(self.manifests["base"]["protocol"]["max_clicks"])
+
+
+def read_runs(out: Path) -> RobustnessRuns:
+    """Every run of a robustness folder; each must be finished (status complete)."""
+    from bench.store import MANIFEST, read_trajectories
+    from bench.store.manifest import status_is_complete
+
+    out = Path(out)
+    plan = read_plan(out)
+    trajectories, manifests = {}, {}
+    for label in ("base", *GROUPS):
+        folder = (out / plan["runs"][label]["dir"]).resolve()
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{folder / MANIFEST}: run {label} cannot be read ({exc})") from None
+        if not status_is_complete(manifest.get("status")):
+            raise ValueError(f"{folder}: run {label} is {manifest.get('status')!r}, not complete")
+        manifests[label] = manifest
+        trajectories[label] = read_trajectories(folder)
+    names = {m["model"]["name"] for m in manifests.values()}
+    if len(names) != 1:
+        raise ValueError(f"{out}: the runs evaluate different models ({', '.join(sorted(names))})")
+    return RobustnessRuns(out, str(plan["prior"]), names.pop(), trajectories, manifests)
+
+
+def robustness_table(runs: RobustnessRuns, seed: int = stats.SEED) -> pd.DataFrame:
+    """One row per dataset (base run's order): every figure of `robustness_row`."""
+    from bench import metrics
+
+    per = {
+        label: metrics.per_instance(frame, list(METRICS), runs.max_clicks)
+        for label, frame in runs.trajectories.items()
+    }
+    rows = {}
+    for dataset in dict.fromkeys(per["base"].index.get_level_values("dataset")):
+        parts = {}
+        for label, frame in per.items():
+            if dataset not in frame.index.get_level_values("dataset"):
+                raise ValueError(f"{runs.out}: run {label} has no {dataset} instances")
+            parts[label] = frame.loc[dataset]
+        row = {"model": runs.model, "prior": runs.prior}
+        row.update(robustness_row(parts["base"], {g: parts[g] for g in GROUPS}, seed))
+        rows[dataset] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "dataset"
+    table["instances"] = table["instances"].astype(int)
+    return table
+
+
+def write_robustness(out: Path) -> pd.DataFrame:
+    """Read the runs of `out`, write `out/robustness.csv`, return the table."""
+    table = robustness_table(read_runs(out))
+    table.to_csv(Path(out) / TABLE)
+    return table
+
+
+def iou_curves(runs: RobustnessRuns, labels: Sequence[str] = ("base", "G1", "G10")) -> pd.DataFrame:
+    """Fig. 6 of RClicks: mean IoU@k per click for some runs, with a bootstrap band over
+    instances. Rows: (dataset, run, click) -> mean, lo, hi."""
+    records = []
+    for label in labels:
+        frame = runs.trajectories[label]
+        for dataset, part in frame.groupby("dataset", sort=False):
+            matrix = part.pivot(index="sample_id", columns="click", values="iou").to_numpy(float)
+            low, high = stats.bootstrap_means(matrix, n_resamples=2000)
+            for k, (m, lo, hi) in enumerate(zip(matrix.mean(axis=0), low, high), start=1):
+                records.append((dataset, label, k, float(m), float(lo), float(hi)))
+    return pd.DataFrame(records, columns=["dataset", "run", "click", "mean", "lo", "hi"])

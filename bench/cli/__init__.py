@@ -71,6 +71,11 @@ for _name, _target, _help in (
     ("datasets", "bench.cli.datasets:datasets", "Benchmark datasets: list and verify."),
     ("report", "bench.cli.report:report_command", "One self-contained HTML report from runs."),
     ("profile", "bench.cli.profile:profile_command", "Params, FLOPs, peak memory, s/click."),
+    (
+        "robustness",
+        "bench.cli.robustness:robustness_command",
+        "Base run + RClicks click groups; ΔSB, ΔGR, ΔHH, NSR.",
+    ),
 ):
     main.add_command(_LazyCommand(_name, _target, _help))
 

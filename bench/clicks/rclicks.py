@@ -117,7 +117,10 @@ def load_prior(name: str) -> ClickabilityMap:
             spec.loader.exec_module(module)
         source = str(file)
     else:
-        module = importlib.import_module(where)
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise ValueError(f"rclicks: prior {name!r}: cannot import {where}: {exc}") from None
         source = where
     prior = getattr(module, attr, None)
     if not callable(prior):
