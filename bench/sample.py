@@ -1,6 +1,10 @@
 """The values that travel between datasets, predictors and the protocol.
 
-Kept free of torch and I/O so every layer can import it cheaply.
+Kept free of torch and I/O so every layer can import it cheaply. A method never receives a
+`Sample` (which holds the answer, `gt`) but its `SampleView`: the harness owns the protocol
+and the model sees only what a user of the tool would give it (the lm-evaluation-harness rule,
+ARCHITECTURE.md). A predictor that declares `oracle = True` (an upper bound, a test fake)
+gets the whole `Sample`, and its runs are marked as oracle runs.
 """
 
 from __future__ import annotations
@@ -8,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,7 +34,9 @@ class Sample:
 
     `gt` is H x W int8 with 1 = object, 0 = background, -1 = ignore. `dataset` is the
     official dataset name (`GrabCut`, `DAVIS`, ...) because official predictors change
-    their zoom-in for `DAVIS` (PROTOCOL.md section 5). Real methods must not read `gt`.
+    their zoom-in for `DAVIS` (PROTOCOL.md section 5). `init_mask` is an initial mask a
+    dataset hands the method with the image (None unless the dataset provides one). Methods
+    receive `view()`, which has no `gt`.
     """
 
     id: str
@@ -43,6 +49,52 @@ class Sample:
     # values mapped by the threshold); `bench run` records them, `bench datasets verify` lists
     # the same text as warnings.
     warnings: tuple[str, ...] = ()
+    init_mask: np.ndarray | None = None
+
+    def view(self) -> SampleView:
+        """What a method may see: everything but the ground truth and where it is stored."""
+        return SampleView(self.id, self.image, self.dataset, self.image_path, self.init_mask)
+
+
+HIDDEN_FROM_METHODS = frozenset({"gt", "mask_path"})
+
+
+class GroundTruthHiddenError(AttributeError):
+    """A predictor reached for the ground truth it is not given."""
+
+
+@dataclass(frozen=True, eq=False)
+class SampleView:
+    """The sample as a (non-oracle) predictor receives it: image, id, official dataset name
+    (the per-dataset settings of official predictors key on it), image path, and the
+    dataset's initial mask where it provides one. Reading `gt` raises
+    `GroundTruthHiddenError`, an `AttributeError`, so `hasattr(view, "gt")` is False."""
+
+    id: str
+    image: np.ndarray
+    dataset: str
+    image_path: Path | None = None
+    init_mask: np.ndarray | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name in HIDDEN_FROM_METHODS:
+            raise GroundTruthHiddenError(
+                f"sample {self.id!r}: predictors do not receive the ground truth "
+                f"(`sample.{name}`); a predictor that needs it (an upper bound, a test fake) "
+                "declares the class attribute `oracle = True`, and its runs are marked as "
+                "oracle runs and never ranked against methods"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def is_oracle(predictor: Any) -> bool:
+    """True when the predictor declares `oracle = True` (exactly True, not merely truthy)."""
+    return getattr(predictor, "oracle", False) is True
+
+
+def predictor_input(sample: Sample, predictor: Any) -> Sample | SampleView:
+    """What `start` / `open_instance` of `predictor` receive for `sample`."""
+    return sample if is_oracle(predictor) else sample.view()
 
 
 class SampleError(Exception):

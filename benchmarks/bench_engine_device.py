@@ -58,7 +58,7 @@ class SimulatedDevice:
         return self.predict_batch([(self._shape, clicks)])[0]
 
     def open_instance(self, sample: Any) -> tuple[int, int]:
-        return sample.gt.shape[:2]
+        return sample.image.shape[:2]
 
     def predict_batch(self, requests: list[tuple[tuple[int, int], list[Any]]]) -> list[Any]:
         cost = self.call_s + self.per_instance_s * len(requests)

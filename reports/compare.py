@@ -8,6 +8,8 @@ a tie goes to the protocol that measures the most, e.g. the one without early st
 every run that differs from it is flagged with the settings that differ. A run made under
 another click model is flagged like any other protocol difference, so it is never ranked
 against official-clicker runs in one column; the robustness table compares click models.
+An oracle run (its predictor received the ground truth) is flagged too: it is shown, labelled
+`[oracle]`, and never ranked.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 from bench.reports.runs import Run
 
 OFFICIAL_CLICK_MODEL = "official"
+
+ORACLE_NOTE = "oracle: its predictor receives the ground truth (an upper bound, not a method)"
 
 
 def click_model_label(protocol: dict[str, Any]) -> str:
@@ -131,6 +135,8 @@ def find_flags(runs: list[Run]) -> Flags:
     click_notes: dict[str, str] = {}
     for run in runs:
         notes = []
+        if run.oracle:  # never ranked against methods (nor beside them in a column)
+            notes.append(ORACLE_NOTE)
         status = status_problem(run.manifest.get("status"))
         if status:
             notes.append(status)

@@ -38,6 +38,11 @@ class Run:
         return str(self.model.get("name") or self.path.name)
 
     @property
+    def oracle(self) -> bool:
+        """The run's predictor declared `oracle = True` and received the ground truth."""
+        return is_oracle_manifest(self.manifest)
+
+    @property
     def reference(self) -> str | None:
         ref = self.model.get("reference")
         return str(ref) if ref else None
@@ -122,10 +127,20 @@ def short_model_name(name: str) -> str:
     return f"{Path(file_part).name}{sep}{attr}" if sep and "/" in file_part else name
 
 
+def is_oracle_manifest(manifest: dict[str, Any]) -> bool:
+    return (manifest.get("model") or {}).get("oracle") is True
+
+
+ORACLE_TAG = " [oracle]"
+"""Appended to an oracle run's label wherever the report names it."""
+
+
 def _unique_labels(folders: list[Path], manifests: list[dict[str, Any]]) -> list[str]:
-    """Model name, or `model (folder)` where two runs share a model name."""
+    """Model name, or `model (folder)` where two runs share a model name; an oracle run's
+    label ends in `[oracle]`."""
     names = [
         short_model_name(str((m.get("model") or {}).get("name") or f.name))
+        + (ORACLE_TAG if is_oracle_manifest(m) else "")
         for f, m in zip(folders, manifests)
     ]
     counts = Counter(names)

@@ -5,7 +5,8 @@ metric of `--metrics` (default NoC@85 and NoC@90, any `bench.metrics` name) with
 bootstrap CI and the Wilcoxon signed-rank p-value (`bench.stats`).
 Three or more: per dataset, a ranking on the instances every run evaluated, every pair tested
 and the p-values Holm-corrected over the pairs. Runs made under different protocols (click
-limit, threshold, click model, ...) are refused: their NoC do not measure the same thing.
+limit, threshold, click model, ...) are refused: their NoC do not measure the same thing; so
+is an oracle run (its predictor received the ground truth) beside a method's.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def _protocol_problems(runs: list[Any]) -> list[str]:
     problems = []
     for run in runs[1:]:
         diffs = protocol_differences(comparable_protocol(run.protocol), first)
+        if run.oracle != runs[0].oracle:  # an oracle saw the ground truth: not ranked with methods
+            oracle = run.label if run.oracle else runs[0].label
+            diffs.append(f"{oracle} is an oracle (its predictor received the ground truth)")
         if diffs:
             problems.append(f"{run.label} vs {runs[0].label}: " + "; ".join(diffs))
     return problems

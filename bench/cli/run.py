@@ -84,6 +84,7 @@ def run_command(**kw: Any) -> None:
     from bench.engine.instance import ProtocolSettings
     from bench.engine.run import RunMismatchError, RunRequest, run
     from bench.engine.shards import parse_shard
+    from bench.sample import GroundTruthHiddenError
     from bench.stats import summarize_run
     from bench.store import RunLockedError
 
@@ -133,6 +134,7 @@ def run_command(**kw: Any) -> None:
         )
         sys.exit(130)
     except (
+        GroundTruthHiddenError,
         KeyError,
         FileNotFoundError,
         RunMismatchError,

@@ -6,7 +6,9 @@ prediction (harness). An instance that ends (its last click, the early stop, or 
 model with no more clicks) hands its slot to the next instance at once, so the batch does not
 drain at the tail of a dataset while instances remain. Entries are decoded ahead on a
 background thread (`prefetch`). An instance is opened (`open_instance`/`start`) by the model
-call that carries its first click, so every predictor call is made from one thread.
+call that carries its first click, so every predictor call is made from one thread. The
+predictor receives the sample's `SampleView` (no ground truth) unless it declares
+`oracle = True` (`bench.sample.predictor_input`).
 
 On a GPU the network is so fast that the CPU work around it decides the speed, so two things
 keep it off the critical path: the per-instance click rule and scoring of a step run on
@@ -46,7 +48,13 @@ from bench.engine.instance import (
     start_instance,
 )
 from bench.engine.prefetch import Loaded, prefetch
-from bench.sample import Sample, SampleError, SampleRef
+from bench.sample import (
+    GroundTruthHiddenError,
+    Sample,
+    SampleError,
+    SampleRef,
+    predictor_input,
+)
 from bench.store import EntryRecord, InstanceRecord
 
 T = TypeVar("T")
@@ -193,11 +201,12 @@ class _Engine:
 
     # --- the model side (runs on the model thread when pipelined) ---------------------------
     def _open(self, live: _Live) -> None:
+        given = predictor_input(live.sample, self.predictor)  # no `gt` unless an oracle
         tic = time.perf_counter()
         if self.batched:
-            live.handle = self.predictor.open_instance(live.sample)
+            live.handle = self.predictor.open_instance(given)
         else:
-            self.predictor.start(live.sample)
+            self.predictor.start(given)
         live.record.start_s = time.perf_counter() - tic
         live.opened = True
 
@@ -218,13 +227,17 @@ class _Engine:
     def _model_step(self, asking: list[_Live]) -> list[_Outcome]:
         """Open the instances new to the model, then one call for all of them. A failing call
         is retried item by item, so only the instance that fails is lost (a failed
-        `predict_batch` changes no handle). Touches no store state: errors are returned."""
+        `predict_batch` changes no handle). Touches no store state: errors are returned.
+        A non-oracle predictor reading the ground truth stops the run: that is a bug of the
+        method, the same on every instance, not a failure of one."""
         outcomes: list[_Outcome] = []
         ready: list[_Live] = []
         for live in asking:
             if not live.opened:
                 try:
                     self._open(live)
+                except GroundTruthHiddenError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - one failing instance keeps the others
                     outcomes.append(
                         _Outcome(live, error=_instance_error(live, "model start failed", exc))
@@ -236,6 +249,8 @@ class _Engine:
         try:
             probs, share = self._call(ready)
             return outcomes + [_Outcome(live, p, share) for live, p in zip(ready, probs)]
+        except GroundTruthHiddenError:
+            raise
         except Exception as exc:  # noqa: BLE001 - isolated below
             if len(ready) == 1:
                 error = _instance_error(ready[0], "model failed", exc)
@@ -243,6 +258,8 @@ class _Engine:
         for live in ready:
             try:
                 probs, share = self._call([live])
+            except GroundTruthHiddenError:
+                raise
             except Exception as exc:  # noqa: BLE001 - one failing instance keeps the others
                 outcomes.append(_Outcome(live, error=_instance_error(live, "model failed", exc)))
                 continue

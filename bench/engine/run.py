@@ -32,7 +32,7 @@ from bench.datasets import dataset_root, get_dataset
 from bench.engine.instance import ProtocolSettings
 from bench.engine.loop import evaluate_dataset
 from bench.engine.shards import Shard
-from bench.sample import SampleRef
+from bench.sample import SampleRef, is_oracle
 from bench.store import MANIFEST, EntryRecord, InstanceRecord, ResultStore, save_masks
 from bench.store.manifest import identity_differences, run_status
 
@@ -162,6 +162,8 @@ def _model_record(spec: ModelSpec, options: dict[str, Any], predictor: Any) -> d
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()},
         "checkpoint": str(checkpoint) if checkpoint else None,
         "checkpoint_sha256": sha256 if checkpoint else None,
+        # An oracle receives the ground truth: reports mark its runs and never rank them.
+        "oracle": is_oracle(predictor),
     }
     if described is not None:
         record["describe"] = described

@@ -32,7 +32,7 @@ from torch import nn
 from bench.adapters import Predictor
 from bench.clicks import make_click_model
 from bench.engine import instance as runner
-from bench.sample import Sample
+from bench.sample import Sample, predictor_input
 
 DEFAULT_MAX_CLICKS = 20  # official --n-clicks
 DEFAULT_WARMUP_CLICKS = 3
@@ -116,7 +116,7 @@ def _instance_clicks(
 ) -> Iterator[ClickTime]:
     rule = make_click_model(settings.click_model)
     state = runner.start_instance(sample.gt, sample.dataset, sample.id, settings.seed, sample.image)
-    predictor.start(sample)
+    predictor.start(predictor_input(sample, predictor))
     while not state.done:
         _synchronize(device)
         first_forward = len(durations)

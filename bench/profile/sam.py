@@ -48,7 +48,7 @@ from torch import nn
 from bench.profile import clicks as profile_clicks
 from bench.profile import counts as profile_counts
 from bench.profile import memory as profile_memory
-from bench.sample import Click, Sample
+from bench.sample import Click, Sample, SampleView, is_oracle
 
 SAM_FAMILIES = ("sam", "sam2")
 SAM_INPUT_SIZE = 1024
@@ -224,7 +224,7 @@ def measure_memory(
         return timed
 
     def run(timed: Any) -> None:
-        handle = timed.open_instance(Sample("memory", image, np.zeros(image.shape[:2]), ""))
+        handle = timed.open_instance(SampleView("memory", image, ""))
         timed.predict_batch([(handle, first_click)])
 
     built, memory = profile_memory.measure_peak_memory(prepare, run, device)
@@ -245,8 +245,9 @@ class _TimedStart:
         self.encoder_durations = encoder_durations
         self.device = device
         self.times = EncoderTimes([], [])
+        self.oracle = is_oracle(inner)  # the wrapper passes on what the inner predictor gets
 
-    def start(self, sample: Sample) -> None:
+    def start(self, sample: Sample | SampleView) -> None:
         profile_clicks._synchronize(self.device)
         seen = len(self.encoder_durations)
         tic = time.perf_counter()

@@ -29,7 +29,7 @@ import numpy as np
 
 from bench import protocol
 from bench.engine.instance import PredictionError, check_probability
-from bench.sample import Click, Sample
+from bench.sample import Click, Sample, predictor_input
 
 log = logging.getLogger("bench")
 
@@ -80,12 +80,12 @@ class ModelSession:
     def _predict(
         self, key: Hashable, sample: Sample, clicks: list[Click], has_gt: bool
     ) -> Prediction:
-        shape = sample.gt.shape
+        shape = sample.image.shape[:2]
         try:
             tic = time.perf_counter()
             if key != self._key or clicks[:-1] != self._seen:
                 self._key = None  # stays unset if start or a catch-up call fails
-                self.predictor.start(sample)
+                self.predictor.start(predictor_input(sample, self.predictor))
                 for n in range(1, len(clicks)):
                     self._call(clicks[:n], shape)
                 self._key = key

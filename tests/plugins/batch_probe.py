@@ -24,6 +24,8 @@ from shifted_reveal import ShiftedRevealPredictor  # noqa: E402
 
 
 class BatchProbe:
+    oracle = True  # the shifted-reveal fakes inside read sample.gt
+
     def __init__(
         self,
         log: str = "",

@@ -35,6 +35,8 @@ FAULTS += ("none_return", "list", "raise", "start_raise")
 
 
 class FaultyPredictor:
+    oracle = True  # the shifted-reveal fake inside reads sample.gt
+
     def __init__(
         self,
         fault: str = "none",

@@ -1,6 +1,7 @@
 """The deterministic fake predictor of `golden/protocol/README.md`, as a third-party plugin.
 
-It reads the ground truth (allowed for oracle/debug predictors) and is loaded by tests
+It reads the ground truth, so it declares `oracle = True` (the harness hands only oracles
+the ground truth; their runs are marked and never ranked) and is loaded by tests
 through `--model tests/plugins/shifted_reveal.py:make_predictor`, which exercises the
 public predictor interface end to end: `start`/`predict`, and the optional batched
 `open_instance`/`predict_batch` (`bench.adapters.BatchPredictor`) whose per-instance state lives
@@ -24,6 +25,8 @@ class RevealHandle:
 
 
 class ShiftedRevealPredictor:
+    oracle = True  # reads sample.gt
+
     def __init__(self, shift_div: int = 20, radius_div: int = 12):
         self.shift_div = shift_div
         self.radius_div = radius_div
