@@ -45,7 +45,7 @@ _PARAMS_M = {
     "cdnet-resnet34": 23.47,
 }
 
-REGISTERED = ("focalclick-segformer-b0-s2", "focalclick-segformer-b3-s2", "cdnet-resnet34")
+REGISTERED = tuple(_PARAMS_M)
 
 for _name in REGISTERED:
     _params = _PARAMS_M[_name]

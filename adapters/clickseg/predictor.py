@@ -35,6 +35,8 @@ from bench.adapters.clickseg.cdnet import OFFICIAL_CLASS as CDNET_CLASS
 from bench.adapters.clickseg.cdnet import CDNetModel, cdnet_config_check
 from bench.adapters.clickseg.cdnet_predictor import CDNET_INFER_SIZE, CDNetPredictor
 from bench.adapters.clickseg.focal_predictor import FocalPredictor
+from bench.adapters.clickseg.hrnet import OFFICIAL_CLASS as HRNET_CLASS
+from bench.adapters.clickseg.hrnet import FocalHRNetModel, hrnet_config_check
 from bench.adapters.clickseg.models import (
     ARCHITECTURES,
     CHECKPOINT_FILES,
@@ -57,6 +59,7 @@ __all__ = [
     "load_clickseg",
     "make_cdnet_resnet34",
     "make_focalclick_segformer_b0_s2",
+    "make_focalclick_hrnet18s_s2",
     "make_focalclick_segformer_b3_s2",
 ]
 
@@ -74,6 +77,8 @@ def build_model(name: str) -> torch.nn.Module:
         return SegFormerModel(name.split("-")[2])
     if name == "cdnet-resnet34":
         return CDNetModel()
+    if name == "focalclick-hrnet18s-s2":
+        return FocalHRNetModel("hrnet18s")
     raise ValueError(f"unknown ClickSEG model {name!r}; known: {list(ARCHITECTURES)}")
 
 
@@ -100,6 +105,14 @@ def load_clickseg(
             raise _refuse_variant(
                 ckpt.path, f"SegFormer {variant.upper()}", name, _SEGFORMER_MODELS[variant]
             )
+    if ckpt.config and name == "focalclick-hrnet18s-s2":
+        check_config_class(
+            ckpt, HRNET_CLASS, architecture=architecture, download_page=DOWNLOAD_PAGE
+        )
+        try:
+            hrnet_config_check(config_params(ckpt))
+        except ValueError as error:
+            raise CheckpointError(f"{ckpt.path}: {error}") from None
     if ckpt.config and name == "cdnet-resnet34":
         check_config_class(
             ckpt, CDNET_CLASS, architecture=architecture, download_page=DOWNLOAD_PAGE
@@ -194,6 +207,11 @@ def make_focalclick_segformer_b0_s2(**options: Any) -> ClickSEGPredictor:
 def make_focalclick_segformer_b3_s2(**options: Any) -> ClickSEGPredictor:
     """`focalclick-segformer-b3-s2`: segformerB3_S2_{cclvs,sbd}.pth."""
     return make_focalclick_predictor("focalclick-segformer-b3-s2", **options)
+
+
+def make_focalclick_hrnet18s_s2(**options: Any) -> ClickSEGPredictor:
+    """`focalclick-hrnet18s-s2`: hrnet18s_S2_{cclvs,sbd}.pth."""
+    return make_focalclick_predictor("focalclick-hrnet18s-s2", **options)
 
 
 def make_cdnet_resnet34(**options: Any) -> ClickSEGPredictor:

@@ -55,11 +55,14 @@ class RefineLayer(nn.Module):
     """Refined logits and trimap of the focus crop (official `RefineLayer`, feature_dims 32).
 
     Input: the crop's RGB in [0, 1] (not normalised), its two click disk maps, the RoIAligned
-    coarse feature and the RoIAligned coarse logits. `feature_gate` is built (and saved in the
-    checkpoints) but never used by the official forward.
+    coarse feature and the RoIAligned coarse logits. The SegFormer models' `feature_gate` is
+    built (and saved in the checkpoints) but never used by the official forward; the HRNet
+    model's RefineLayer (`is_hrnet_model.py`) has none.
     """
 
-    def __init__(self, feature_indim: int = 256, feature_dims: int = 32) -> None:
+    def __init__(
+        self, feature_indim: int = 256, feature_dims: int = 32, feature_gate: bool = True
+    ) -> None:
         super().__init__()
         self.image_conv1 = ConvBnRelu(6, feature_dims, 3, 2, 1)
         self.image_conv2 = XConvBnRelu(feature_dims, feature_dims)
@@ -67,7 +70,8 @@ class RefineLayer(nn.Module):
         self.refine_fusion = ConvBnRelu(feature_indim, feature_dims, 1, 1, 0)
         self.refine_fusion2 = XConvBnRelu(feature_dims, feature_dims)
         self.refine_fusion3 = XConvBnRelu(feature_dims, feature_dims)
-        self.feature_gate = nn.Sequential(nn.Conv2d(feature_dims, 1, 1), nn.Sigmoid())
+        if feature_gate:
+            self.feature_gate = nn.Sequential(nn.Conv2d(feature_dims, 1, 1), nn.Sigmoid())
         self.refine_pred = nn.Conv2d(feature_dims, 1, 3, 1, 1)
         self.refine_trimap = nn.Conv2d(feature_dims, 1, 3, 1, 1)
 
