@@ -93,19 +93,25 @@ def test_every_variant_is_registered_with_an_importable_factory():
 
 
 def test_models_list_says_what_to_install_when_a_package_is_missing(monkeypatch):
-    listed = CliRunner().invoke(main, ["models", "list"]).output
-    assert "sam-vit-b" in listed and "sam2.1-hiera-b+" in listed
-    assert "not installed" not in listed
     real = importlib.util.find_spec
-
-    def without_sam2(name, *args, **kwargs):
-        return None if name == "sam2" else real(name, *args, **kwargs)
-
-    monkeypatch.setattr(importlib.util, "find_spec", without_sam2)
+    hq = real("segment_anything_hq") is not None  # a separate --no-deps install (README)
     listed = CliRunner().invoke(main, ["models", "list"]).output
-    hints = [line for line in listed.splitlines() if "not installed" in line]
-    assert len(hints) == len(SAM2_NAMES)
-    assert all('pip install --no-deps "sam2>=1.0"' in line for line in hints)
+    assert "sam-vit-b" in listed and "sam2.1-hiera-b+" in listed and "mobilesam" in listed
+    assert listed.count("not installed") == (0 if hq else len(SAM_HQ_NAMES))
+
+    for package, names, hint in (
+        ("sam2", SAM2_NAMES, 'pip install --no-deps "sam2>=1.0"'),
+        ("segment_anything_hq", SAM_HQ_NAMES, 'pip install --no-deps "segment-anything-hq>=0.3"'),
+    ):
+        monkeypatch.setattr(
+            importlib.util,
+            "find_spec",
+            lambda name, *a, p=package, **k: None if name == p else real(name, *a, **k),
+        )
+        listed = CliRunner().invoke(main, ["models", "list"]).output
+        hints = [line for line in listed.splitlines() if hint in line]
+        assert len(hints) == len(names)
+        assert all("not installed" in line for line in hints)
 
 
 def test_a_missing_package_is_named_with_its_install_command(monkeypatch, files):
