@@ -12,7 +12,7 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
@@ -70,12 +70,26 @@ class ModelSpec:
     checkpoint_files: tuple[str, ...] = ()
     download_page: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""  # who registered it: a module, or "entry point NAME = VALUE (dist)"
+
+
+class ModelNameError(ValueError):
+    """A model name registered twice; the message names both sources."""
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register_model(spec: ModelSpec) -> ModelSpec:
+def register_model(spec: ModelSpec, origin: str | None = None) -> ModelSpec:
+    """Add a model under its name; a taken name is refused (never overwritten)."""
+    origin = origin or spec.origin or sys._getframe(1).f_globals.get("__name__", "?")
+    taken = MODELS.get(spec.name)
+    if taken is not None:
+        raise ModelNameError(
+            f"model {spec.name!r} is already registered by {taken.origin}; "
+            f"{origin} registers it again"
+        )
+    spec = replace(spec, origin=origin)
     MODELS[spec.name] = spec
     return spec
 
@@ -107,16 +121,29 @@ def _import_file_attr(path: str) -> Any:
     return getattr(module, attr)
 
 
+def _entry_point_origin(ep: Any) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"entry point {ep.name} = {ep.value}" + (f" (distribution {dist.name})" if dist else "")
+
+
 def _entry_point_specs() -> dict[str, ModelSpec]:
-    found = {}
+    """Installed model plugins; a name a built-in or another plugin has is refused."""
+    found: dict[str, ModelSpec] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = ModelSpec(name=ep.name, factory=ep.value, family="plugin")
+        origin = _entry_point_origin(ep)
+        taken = MODELS.get(ep.name) or found.get(ep.name)
+        if taken is not None:
+            raise ModelNameError(
+                f"model {ep.name!r} is already registered by {taken.origin}; "
+                f"{origin} registers it again"
+            )
+        found[ep.name] = ModelSpec(ep.name, factory=ep.value, family="plugin", origin=origin)
     return found
 
 
 def all_models() -> dict[str, ModelSpec]:
     """Built-in models and those third-party packages register through entry points."""
-    return {**_entry_point_specs(), **MODELS}
+    return {**MODELS, **_entry_point_specs()}
 
 
 def resolve_model(name: str) -> ModelSpec:

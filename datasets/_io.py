@@ -86,6 +86,11 @@ def read_color(path: Path) -> np.ndarray:
     return _decode(path, cv2.IMREAD_COLOR)
 
 
+def read_unchanged(path: Path) -> np.ndarray:
+    """The file's own samples (`cv2.IMREAD_UNCHANGED`): 16-bit ids stay 16-bit; colour is BGR."""
+    return _decode(path, cv2.IMREAD_UNCHANGED)
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """H x W x 3 uint8 RGB, as the official loaders produce."""
     return cv2.cvtColor(read_color(path), cv2.COLOR_BGR2RGB)

@@ -12,13 +12,14 @@ from pathlib import Path
 import click
 
 from bench.datasets import (
-    DATASETS,
     DatasetSpec,
     dataset_root,
     default_data_root,
     get_dataset,
     is_present,
+    split_dataset_specs,
 )
+from bench.datasets.resolve import all_datasets
 from bench.datasets.verify import DatasetReport, verify_dataset
 
 _DATA_ROOT = click.option(
@@ -33,17 +34,20 @@ _DATASETS = click.option(
     "names",
     default=None,
     metavar="A,B",
-    help="Comma-separated dataset names (default: all registered).",
+    help="Comma-separated names, folder:PATH[,k=v], coco:JSON[,images=DIR], pkg.mod:function "
+    "or file.py:function (default: all registered and installed plugins).",
 )
 
 
 def _selected(names: str | None) -> list[DatasetSpec]:
-    if not names:
-        return list(DATASETS.values())
     try:
-        return [get_dataset(n) for n in names.split(",") if n.strip()]
+        if not names:
+            return list(all_datasets().values())
+        return [get_dataset(n) for n in split_dataset_specs(names)]
     except KeyError as exc:
         raise click.BadParameter(exc.args[0], param_hint="--datasets") from None
+    except (ValueError, TypeError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _count(value: int | None) -> str:

@@ -13,16 +13,17 @@ from bench.cli.model_options import data_root_option, factory_options, model_opt
 from bench.cli.summary import print_summary
 
 
-def _split(values: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in values.split(",") if v.strip())
-
-
 @click.command("run")
 @click.option(
     "--model", "model", required=True, help="Registered name, pkg.mod:factory or file.py:factory."
 )
 @click.option(
-    "--datasets", "datasets", default="demo", show_default=True, help="Comma-separated names."
+    "--datasets",
+    "datasets",
+    default="demo",
+    show_default=True,
+    help="Comma-separated: registered names, folder:PATH[,k=v], coco:JSON[,images=DIR], "
+    "pkg.mod:function or file.py:function.",
 )
 @data_root_option
 @click.option(
@@ -80,6 +81,7 @@ def run_command(**kw: Any) -> None:
     one shard into OUT/shards/ and rank 0 merges them into OUT.
     """
     from bench.clicks import parse_click_model
+    from bench.datasets import split_dataset_specs
     from bench.engine import distributed
     from bench.engine.instance import ProtocolSettings
     from bench.engine.run import RunMismatchError, RunRequest, run
@@ -97,13 +99,17 @@ def run_command(**kw: Any) -> None:
         parse_click_model(kw["click_model"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--click-model") from None
+    try:
+        dataset_specs = split_dataset_specs(kw["datasets"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--datasets") from None
     out = kw["out"] or Path("runs") / kw["model"].replace("/", "_").replace(":", "_")
     ranks = distributed.world() if shard is None else None
     if kw["overwrite"]:
         _remove_run(out, ranks)
     request = RunRequest(
         model=kw["model"],
-        datasets=_split(kw["datasets"]),
+        datasets=dataset_specs,
         out=out,
         model_options=options,
         data_root=kw["data_root"],

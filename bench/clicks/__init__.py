@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,26 @@ CLICK_MODELS: dict[str, str] = {
     "rclicks": "bench.clicks.rclicks:rclicks",
 }
 """Name -> `module:factory`; the factory takes the parsed options and returns a ClickModel."""
+
+CLICK_MODEL_ORIGINS: dict[str, str] = dict.fromkeys(CLICK_MODELS, "bench.clicks")
+
+
+class ClickModelNameError(ValueError):
+    """A click-model name registered twice; the message names both sources."""
+
+
+def register_click_model(name: str, factory: str, origin: str | None = None) -> None:
+    """Add a click model (`name` -> `module:factory`); a taken name is refused."""
+    origin = origin or sys._getframe(1).f_globals.get("__name__", "?")
+    if name in CLICK_MODELS:
+        raise ClickModelNameError(
+            f"click model {name!r} is already registered by {CLICK_MODEL_ORIGINS[name]} "
+            f"({CLICK_MODELS[name]}); {origin} registers it again ({factory})"
+        )
+    if ":" in name or "," in name or not name.strip():
+        raise ValueError(f"click model name {name!r}: must be non-empty, without ':' or ','")
+    CLICK_MODELS[name] = factory
+    CLICK_MODEL_ORIGINS[name] = origin
 
 
 @dataclass(frozen=True)

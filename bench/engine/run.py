@@ -218,6 +218,7 @@ def run_one(request: RunRequest) -> dict[str, Any]:
             "entries": len(refs),
             "expected_instances": dspec.expected_instances,
             "limit": request.limit,
+            **dspec.manifest,
         }
 
     old = _read_manifest(request.out)
