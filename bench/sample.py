@@ -49,6 +49,9 @@ class Sample:
     # values mapped by the threshold); `bench run` records them, `bench datasets verify` lists
     # the same text as warnings.
     warnings: tuple[str, ...] = ()
+    # H x W bool mask the evaluation starts from (DAVIS-585 `sp`/`stm`, ClickSEG
+    # `evaluation.py`): the first click corrects its errors and the predictor receives it as
+    # its previous mask. None: start from an empty mask (every other benchmark).
     init_mask: np.ndarray | None = None
 
     def view(self) -> SampleView:

@@ -53,6 +53,9 @@ class DatasetSpec:
     # What a run records about how it read the data (rule, ignore value, listing order, the
     # `--datasets` text), beside the counts, in manifest.json.
     manifest: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # `--datasets NAME,k=v`: (spec, **options) -> the variant spec (its own name), e.g.
+    # `davis585,mode=sp`; None: the dataset takes no options.
+    options: Callable[..., DatasetSpec] | None = None
 
 
 class DatasetNameError(ValueError):
@@ -137,12 +140,15 @@ from bench.datasets import (  # noqa: E402,F401
     coco_mval,
     cocolvis,
     davis,
+    davis585,
     demo,
     grabcut,
+    hqseg44k,
     oaizib,
     pascalvoc,
     sbd,
     sstem,
+    tetris,
 )
 
 # Listed in the order of the paper's tables, then the extras.
@@ -156,6 +162,10 @@ _ORDER = (
     "sstem",
     "brats",
     "oaizib",
+    "hqseg44k",
+    "davis585",
+    "tetris",
 )
-for _name in (*_ORDER, "pascalvoc_test", "cocolvis", "demo"):
+_HQSEG_SUBSETS = ("dis5k-vd", "thinobject5k-te", "coift", "hrsod")
+for _name in (*_ORDER, *_HQSEG_SUBSETS, "pascalvoc_test", "cocolvis", "demo"):
     DATASETS[_name] = DATASETS.pop(_name)

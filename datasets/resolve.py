@@ -153,11 +153,17 @@ def resolve_dataset(text: str) -> DatasetSpec:
     head, *rest = text.strip().split(",")
     key = head.strip().lower()
     plugins = dataset_entry_points()  # refuses an entry point under a built-in name
-    if not rest and key in DATASETS:
-        return DATASETS[key]
-    if not rest and key in plugins:
-        return load_entry_point(plugins[key])
     options = parse_pairs(rest, f"--datasets {text!r}")
+    known = DATASETS.get(key) or (load_entry_point(plugins[key]) if key in plugins else None)
+    if known is not None and not options:
+        return known
+    if known is not None:
+        if known.options is None:
+            raise ValueError(f"--datasets {text!r}: dataset {known.name!r} takes no options")
+        try:
+            return known.options(known, **options)
+        except TypeError as exc:
+            raise ValueError(f"--datasets {text!r}: {exc}") from None
     kind, sep, target = head.strip().partition(":")
     if sep and kind == "folder":
         from bench.datasets.folder import folder_dataset
