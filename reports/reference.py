@@ -12,11 +12,14 @@ missing cell means "not published here", never zero.
 
 Keys (`reference`): result rows are keyed by `<model>/<train set>` (the manifest's
 `model.reference`, e.g. `simpleclick-vit-h/sbd`, `ritm-hrnet18/cocolvis`), with our registry's
-model names where we implement the method and `<method>-<backbone>` otherwise
-(`focalclick-segformer-b3/cocolvis`; the paper's two unnamed rows are `table2-row2-...` and
-`table3-row3/unknown`). Compute rows (`table` = `compute`, SimpleClick Table 5) are keyed by the
-architecture alone (`simpleclick-vit-b`, `ritm-hrnet18`, or the backbone, `segformer-b0`),
-because parameters and FLOPs do not depend on the training data.
+model names where we implement the method (`focalclick-segformer-b3-s2/cocolvis`,
+`cdnet-resnet34/sbd`) and `<method>-<backbone>` otherwise (`focuscut-resnet-50/sbd`; the
+paper's two unnamed rows are `table2-row2-...` and `table3-row3/unknown`). Compute rows
+(`table` = `compute`, SimpleClick Table 5) are keyed by the architecture alone
+(`simpleclick-vit-b`, `ritm-hrnet18`, `focalclick-segformer-b0-s2`, `cdnet-resnet34`; the
+backbone, `resnet-50`, where we do not implement the model), because parameters and FLOPs do
+not depend on the training data. Table 5's SegFormer-B0/B3 and ResNet-34 rows are FocalClick's
+and CDNet's networks (their thop counts at 256 / 384 px equal golden/clickseg/compute.json's).
 
 Where the RITM README and SimpleClick's Table 2 both give a number for one key, the README's
 (the RITM authors' own) is the one shown beside a run, and the hover text names both sources

@@ -220,7 +220,7 @@ def _published_only_rows(
 
 def published_selector(selection: Sequence[str] | str | None):
     """`None`/`none`: no published-only rows; `all`; or reference keys / architectures
-    (`simpleclick-vit-h/sbd`, `focalclick-segformer-b0`)."""
+    (`simpleclick-vit-h/sbd`, `focalclick-segformer-b0-s2`)."""
     if selection is None:
         return lambda ref: False
     items = [selection] if isinstance(selection, str) else list(selection)

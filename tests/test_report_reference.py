@@ -114,7 +114,7 @@ def test_paper_rows_list_the_other_methods_with_table5_gflops(transcription):
     rows = published_paper_rows(2)
     assert list(rows.columns) == list(PAPER_ROW_COLUMNS)
     assert len(rows) == (transcription["table"] == "2").sum()
-    b3 = rows[rows["reference"] == "focalclick-segformer-b3/cocolvis"].set_index(
+    b3 = rows[rows["reference"] == "focalclick-segformer-b3-s2/cocolvis"].set_index(
         ["dataset", "metric"]
     )
     printed = transcription[
