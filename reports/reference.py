@@ -1,12 +1,17 @@
 """Published numbers that a run can be compared with, each with the place it was printed.
 
-`reference.csv` holds two transcriptions:
+`reference.csv` holds three transcriptions:
 * the RITM README's "Pretrained models" table (SamsungLabs/ritm_interactive_segmentation),
   by hand; `paper_table` is empty on those rows;
 * SimpleClick (ICCV 2023, arXiv 2210.11006) Tables 2, 3, 4 and 5, the SimpleClick rows and
   every baseline the paper compares with, imported from `spec/published_simpleclick.csv` with
   its caveats kept in `source` (Table 3's training-set marks are unconfirmed; one Table 4
   digit is read from a damaged print). `paper_table` says which table.
+* CFR-ICL (AAAI 2024, arXiv 2303.05620v2): its README prints no numbers, and its paper's
+  tables could not be read here, so its rows are the paper's numbers as Papers with Code lists
+  them, each `source` naming that listing; keys carry the evaluation setting, because CFR's
+  numbers depend on it (`cfr-icl-vit-h-cf1/cocolvis` = `--cf-n=1` without `--acf`, our
+  `cfr-icl-vit-h --model-option cf_n=1 --model-option acf=false`); `paper_table` is empty.
 A number that could not be found in those sources is left out rather than guessed, so a
 missing cell means "not published here", never zero.
 

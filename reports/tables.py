@@ -839,6 +839,24 @@ def compute_table(runs: list[Run]) -> ReportTable:
             "(SPC model); their GFLOPs are the first click's, encoder + one decoder pass. "
             "SimpleClick and RITM run their whole network at every click."
         )
+    cascaded = [
+        f"{_text(row, 'model')} ({_text(row, 'cascade')}"
+        + (
+            f"; {_num(row, 'forwards_per_click'):.2f} forwards per timed click)"
+            if _num(row, "forwards_per_click") is not None
+            else ")"
+        )
+        for _, rows in profiled
+        for _, row in rows.iterrows()
+        if _text(row, "cascade")
+    ]
+    if cascaded:
+        notes.append(
+            "CFR-ICL cascade-forward refinement: GFLOPs and peak memory are per network forward; "
+            "each of the first cf_click clicks runs up to cf_n + 1 forwards (fewer when acf "
+            "stops early), the other clicks one, so a first click costs up to cf_n + 1 times "
+            "SimpleClick's and an SPC median over all clicks hides it: " + "; ".join(cascaded) + "."
+        )
     with_profile = {id(run) for run, _ in profiled}
     missing = [run.label for run in runs if id(run) not in with_profile]
     if missing:

@@ -232,3 +232,19 @@ def test_registry_entries():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_cfricl_reference_rows_name_their_source_and_setting():
+    from bench.reports.reference import known_references, published_metric, reference_table
+
+    davis = published_metric("cfr-icl-vit-h-cf1/cocolvis", "DAVIS", "NoC@90")
+    assert davis.value == 4.24 and "2303.05620" in davis.source and "--cf-n=1" in davis.source
+    sbd = published_metric("simpleclick-vit-h-cf1/sbd", "SBD", "NoC@90")
+    assert sbd.value == 4.08 and "'SimpleClick CFR-1 (ViT-H, SBD)'" in sbd.source
+    assert published_metric("cfr-icl-vit-h-cf1/sbd", "GrabCut", "NoC@95").value == 1.62
+    keys = {"cfr-icl-vit-h-cf1/cocolvis", "cfr-icl-vit-h-cf1/sbd", "simpleclick-vit-h-cf1/sbd"}
+    assert keys <= set(known_references())
+    table = reference_table()
+    rows = table[table["reference"].isin(keys)]
+    assert len(rows) == 13 and rows["paper_table"].isna().all()  # not SimpleClick's tables
+    assert (rows["source"].str.contains("Papers with Code")).all()

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from bench.adapters import Predictor
+from bench.adapters.common.cascade import CascadeConfig
 from bench.profile import clicks as profile_clicks
 from bench.profile import counts as profile_counts
 from bench.profile import memory as profile_memory
@@ -61,6 +62,8 @@ class ProfileTarget:
     variant: str  # builder variant
     size: int  # paper Table 5 input size (also the evaluation's network input size)
     label: str  # the paper's row
+    # CFR-ICL: the evaluation's cascade-forward refinement (more forwards on the first clicks).
+    cascade: CascadeConfig | None = None
 
 
 TARGETS: dict[str, ProfileTarget] = {
@@ -75,6 +78,18 @@ TARGETS: dict[str, ProfileTarget] = {
         ProfileTarget("ritm-hrnet18s", RITM, "hrnet18s", 400, "HRNet18s-OCR48 400"),
         ProfileTarget("ritm-hrnet18", RITM, "hrnet18", 400, "HRNet18-OCR64 400"),
         ProfileTarget("ritm-hrnet32", RITM, "hrnet32", 400, "HRNet32-OCR128 400"),
+        # CFR-ICL: SimpleClick's networks, evaluated with its defaults (cf_n=4, acf).
+        *(
+            ProfileTarget(
+                f"cfr-icl-vit-{suffix}",
+                SIMPLECLICK,
+                variant,
+                448,
+                f"ViT-{suffix.upper()} 448, CFR-ICL cf_n=4 + acf",
+                CascadeConfig(cf_n=4, acf=True),
+            )
+            for suffix, variant in (("b", "base"), ("l", "large"), ("h", "huge"))
+        ),
     )
 }
 
@@ -256,6 +271,9 @@ class ProfileRow:
     spc_encoder_iqr_s: float | None = None
     spc_start_median_s: float | None = None  # whole start(): what `bench run` stores as start_s
     spc_encoder_instances: int | None = None
+    # CFR-ICL cascade: the first clicks run up to cf_n + 1 forwards (GFLOPs are per forward).
+    cascade: str = ""
+    forwards_per_click: float | None = None  # mean network forwards over the timed clicks
 
 
 def _scaled(count: int | None, unit: float) -> float | None:
@@ -382,7 +400,15 @@ def make_row(
         spc_warmup_clicks=None if spc is None else spc.warmup_clicks,
         checkpoint="" if checkpoint is None else str(checkpoint),
         torch_threads=torch.get_num_threads(),
+        cascade=_cascade_text(target.cascade),
+        forwards_per_click=None if spc is None else spc.mean_forwards,
     )
+
+
+def _cascade_text(cascade: CascadeConfig | None) -> str:
+    if cascade is None or not cascade.enabled:
+        return ""
+    return f"cf_n={cascade.cf_n}, acf={str(cascade.acf).lower()}, cf_click={cascade.cf_click}"
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -439,7 +465,8 @@ def evaluation_predictor(
 
     The official evaluation of the family (eval-mode cvpr, NoBRS, flip averaging; PROTOCOL.md
     section 5) at the paper's size; at another size, ZoomIn to that size on every dataset
-    (SimpleClick's `--eval-mode fixedN`, RITM's longest side N). SimpleClick's position
+    (SimpleClick's `--eval-mode fixedN`, RITM's longest side N), with CFR-ICL's cascade where
+    the target has one. SimpleClick's position
     embedding follows the zoom target per dataset, as its predictor factory does
     (`bench.adapters.simpleclick.predictor`, which needs a checkpoint).
     """
@@ -468,7 +495,13 @@ def evaluation_predictor(
 
     dtype = next(network.parameters()).dtype
     return EvalPredictor(
-        forward, zoom_in=zoom_in, with_flip=True, device=device, dtype=dtype, on_dataset=on_dataset
+        forward,
+        zoom_in=zoom_in,
+        with_flip=True,
+        device=device,
+        dtype=dtype,
+        on_dataset=on_dataset,
+        cascade=target.cascade,
     )
 
 

@@ -66,6 +66,7 @@ class SpcSummary:
     harness_iqr_s: float
     total_median_s: float
     mean_total_s: float  # the official SPC's definition, on the timed clicks
+    mean_forwards: float = float("nan")  # network forwards per timed click (CFR-ICL: > 1)
 
 
 def _synchronize(device: torch.device) -> None:
@@ -177,4 +178,5 @@ def summarize(times: list[ClickTime], dataset: str, warmup_clicks: int) -> SpcSu
         harness_iqr_s=harness_iqr,
         total_median_s=_median_iqr(total)[0],
         mean_total_s=float(total.mean()) if total.size else float("nan"),
+        mean_forwards=float(np.mean([t.forward_calls for t in timed])) if timed else float("nan"),
     )
