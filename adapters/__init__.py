@@ -3,7 +3,8 @@
 Factories are named by import path and imported only when a run needs them, so listing
 models never imports torch. A factory is called with the options the user gave
 (`checkpoint`, `device`, `dtype`, `--model-option k=v`) and returns a predictor with
-`start(sample)` and `predict(clicks) -> H x W float probability map`.
+`start(sample)` and `predict(clicks) -> H x W float probability map`. The sample is a
+`SampleView` (no ground truth) unless the predictor declares `oracle = True`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from bench.sample import Click, Sample
+from bench.sample import Click, SampleView
 
 ENTRY_POINT_GROUP = "iseg_bench.models"
 
 
 class Predictor(Protocol):
-    def start(self, sample: Sample) -> None: ...
+    def start(self, sample: SampleView) -> None: ...
 
     def predict(self, clicks: list[Click]) -> np.ndarray: ...
 
@@ -46,7 +47,7 @@ class BatchPredictor(Protocol):
     Predictors without these methods run one instance at a time through `start`/`predict`.
     """
 
-    def open_instance(self, sample: Sample) -> Any: ...
+    def open_instance(self, sample: SampleView) -> Any: ...
 
     def predict_batch(
         self, requests: Sequence[tuple[Any, Sequence[Click]]]
@@ -146,15 +147,52 @@ def all_models() -> dict[str, ModelSpec]:
     return {**MODELS, **_entry_point_specs()}
 
 
+def plugin_file(spec: ModelSpec) -> Path | None:
+    """The source file of a plugin model (`file.py:factory`, or the module of
+    `pkg.mod:factory` and of an entry point), whose hash a run records; None for built-ins."""
+    if spec.family != "plugin":
+        return None
+    if "file" in spec.extra:
+        return Path(spec.extra["file"])
+    if isinstance(spec.factory, str):
+        module = spec.factory.partition(":")[0]
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return None
+        if found is not None and found.origin and Path(found.origin).is_file():
+            return Path(found.origin)
+    return None
+
+
 def resolve_model(name: str) -> ModelSpec:
-    """`--model` value -> spec: registered name, `pkg.mod:factory`, or `file.py:factory`."""
+    """`--model` value -> spec: registered name, `pkg.mod:factory`, or `file.py:factory`.
+
+    A file plugin is named by its resolved path (`/abs/plug/x.py:make`), so that `./plug/x.py`
+    and the absolute spelling are the same model for resume; its factory is that same text."""
     models = all_models()
     if name in models:
         return models[name]
     if ":" in name:
-        file_part = name.rpartition(":")[0]
+        file_part, _, attr = name.rpartition(":")
+        if ".py:" in file_part:
+            raise ValueError(
+                f"--model {name!r}: expected FILE.py:FACTORY with one colon "
+                f"(a factory name cannot hold ':')"
+            )
         if file_part.endswith(".py") or "/" in file_part or Path(file_part).is_file():
-            return ModelSpec(name=name, factory=partial_file(name), family="plugin")
+            file = Path(file_part).resolve()
+            if not file.is_file():
+                raise FileNotFoundError(f"{file}: model file does not exist (--model {name})")
+            canonical = f"{file}:{attr}"
+            return ModelSpec(
+                name=canonical,
+                factory=partial_file(canonical),
+                family="plugin",
+                extra={"file": str(file), "factory": canonical},
+            )
+        if not attr or not file_part:
+            raise ValueError(f"--model {name!r}: expected package.module:factory")
         return ModelSpec(name=name, factory=name, family="plugin")
     known = ", ".join(sorted(models))
     raise KeyError(

@@ -12,6 +12,7 @@ from bench.profile import (
     DTYPES,
     TARGETS,
     ProfileRow,
+    check_input_size,
     parse_dtype,
     profile_one,
     resolve_target,
@@ -108,12 +109,14 @@ def _fmt(value: object) -> str:
 )
 @click.option(
     "--clicks",
+    type=click.IntRange(min=1),
     default=profile_clicks.DEFAULT_MAX_CLICKS,
     show_default=True,
     help="Clicks per instance in the timed loop.",
 )
 @click.option(
     "--warmup",
+    type=click.IntRange(min=0),
     default=profile_clicks.DEFAULT_WARMUP_CLICKS,
     show_default=True,
     help="Clicks at the start of the loop left out of the statistics.",
@@ -157,9 +160,22 @@ def profile_command(
     """Parameters, FLOPs (paper and full conventions), peak memory and seconds per click."""
     try:
         targets = [resolve_target(name) for name in _split(models)]
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="--models") from None
+    if not targets:
+        raise click.BadParameter("give at least one model name", param_hint="--models")
+    try:
         size_list = [int(s) for s in _split(sizes)]
-    except (KeyError, ValueError) as exc:
-        raise click.BadParameter(str(exc)) from None
+    except ValueError:
+        raise click.BadParameter(
+            f"{sizes!r}: expected comma-separated whole numbers of pixels", param_hint="--sizes"
+        ) from None
+    try:  # every model at every size, before any network is built
+        for target in targets:
+            for size in size_list or [target.size]:
+                check_input_size(target, size)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sizes") from None
     if checkpoint is not None and len(targets) != 1:
         raise click.BadParameter("--checkpoint needs exactly one model in --models")
     samples = None

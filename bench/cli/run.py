@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -9,8 +10,22 @@ from typing import Any
 
 import click
 
+from bench.cli.checks import IOU_TARGET, PROBABILITY_THRESHOLD
 from bench.cli.model_options import data_root_option, factory_options, model_options
 from bench.cli.summary import print_summary
+
+
+def default_out(model: str) -> Path:
+    """`runs/<model>`: a registered name as it is; `path/to/x.py:make` -> `runs/x_make`,
+    `pkg.mod:make` -> `runs/pkg.mod_make` (never a hidden or nested folder)."""
+    source, sep, attr = model.rpartition(":")
+    if sep:
+        stem = Path(source).stem if source.endswith(".py") else Path(source).name
+        name = f"{stem}_{attr}"
+    else:
+        name = Path(model).name
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip("._-")
+    return Path("runs") / (name or "model")
 
 
 @click.command("run")
@@ -27,17 +42,33 @@ from bench.cli.summary import print_summary
 )
 @data_root_option
 @click.option(
-    "--out", type=click.Path(path_type=Path), help="Run directory (default runs/<model>)."
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Run directory (default runs/<model>; a plugin x.py:make gives runs/x_make).",
 )
 @model_options
 @click.option(
     "--reference", help="Published row to compare with in reports, e.g. simpleclick-vit-b/cocolvis."
 )
-@click.option("--limit", type=int, help="Evaluate only the first N entries of each dataset.")
-@click.option("--max-clicks", type=int, default=20, show_default=True)
-@click.option("--pred-thr", type=float, default=0.49, show_default=True)
-@click.option("--stop-at-iou", type=float, help="Official early stop at this IoU (default: never).")
-@click.option("--threads", type=int, help="CPU threads for torch and OpenCV.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Evaluate only the first N (at least 1) entries of each dataset.",
+)
+@click.option("--max-clicks", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--pred-thr",
+    type=PROBABILITY_THRESHOLD,
+    default=0.49,
+    show_default=True,
+    help="A pixel is object when its probability is > this value, in [0, 1).",
+)
+@click.option(
+    "--stop-at-iou",
+    type=IOU_TARGET,
+    help="Official early stop at this IoU, in (0, 1] (default: never).",
+)
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch and OpenCV.")
 @click.option("--save-masks", is_flag=True, help="Store predicted masks (compressed) for reports.")
 @click.option(
     "--batch-size",
@@ -103,7 +134,9 @@ def run_command(**kw: Any) -> None:
         dataset_specs = split_dataset_specs(kw["datasets"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--datasets") from None
-    out = kw["out"] or Path("runs") / kw["model"].replace("/", "_").replace(":", "_")
+    if not dataset_specs:
+        raise click.BadParameter("give at least one dataset name", param_hint="--datasets")
+    out = kw["out"] or default_out(kw["model"])
     ranks = distributed.world() if shard is None else None
     if kw["overwrite"]:
         _remove_run(out, ranks)
@@ -162,9 +195,12 @@ def run_command(**kw: Any) -> None:
     print_summary(summarize_run(read_trajectories(out), manifest), manifest)
     click.echo(f"run directory: {out}")
     if manifest.get("status") == "failed":
+        n_errors = len(manifest.get("errors", []))
         click.echo(
-            f"run failed: none of the {len(manifest.get('errors', []))} evaluated sample(s) "
-            "gave a result (errors above and in manifest.json)",
+            f"run failed: none of the {n_errors} evaluated sample(s) gave a result (errors "
+            "above and in manifest.json)"
+            if n_errors
+            else "run failed: no instance was evaluated (the datasets listed no entries)",
             err=True,
         )
         sys.exit(1)

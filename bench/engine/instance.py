@@ -10,6 +10,7 @@ at any threshold is the same as with early stopping, and one run yields every me
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +28,22 @@ class ProtocolSettings:
     stop_at_iou: float | None = None  # official early stop (float64 IoU >= value); None = never
     click_model: str = "official"  # `--click-model` text, parsed by bench.clicks
     seed: int = 0  # seeds each instance's click-model generator with its dataset and id
+
+    def __post_init__(self) -> None:
+        """Refuse settings no run can use, before a model is loaded or a folder created (the
+        CLI checks the same bounds with the option names; this guards programmatic use)."""
+        if isinstance(self.max_clicks, bool) or not isinstance(self.max_clicks, int):
+            raise ValueError(f"max_clicks={self.max_clicks!r}: expected a whole number")
+        if self.max_clicks < 1:
+            raise ValueError(f"max_clicks={self.max_clicks}: must be at least 1")
+        if not (math.isfinite(self.pred_thr) and 0.0 <= self.pred_thr < 1.0):
+            raise ValueError(
+                f"pred_thr={self.pred_thr}: must be in [0, 1) (a pixel is object when its "
+                "probability is > pred_thr)"
+            )
+        stop = self.stop_at_iou
+        if stop is not None and not (math.isfinite(stop) and 0.0 < stop <= 1.0):
+            raise ValueError(f"stop_at_iou={stop}: must be in (0, 1], or None (never stop)")
 
     def to_json(self) -> dict[str, Any]:
         from bench.metrics import noc_thresholds

@@ -26,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bench import __version__
-from bench.adapters import ModelSpec, make_predictor, resolve_model, supports_batch
+from bench.adapters import ModelSpec, make_predictor, plugin_file, resolve_model, supports_batch
 from bench.clicks import make_click_model
 from bench.datasets import dataset_root, get_dataset
 from bench.engine.instance import ProtocolSettings
@@ -64,6 +64,21 @@ class RunRequest:
     shard: Shard | None = None  # this process's slice of every dataset
     harness_threads: int | None = None  # per-instance click rule and scoring; None = auto
     pipeline: bool | None = None  # overlap model and harness in two cohorts; None = on CUDA
+
+
+def check_request(request: RunRequest) -> None:
+    """Refuse what no run can use before a model is loaded or a folder created (the CLI's
+    option types say the same with the option names; this guards programmatic callers)."""
+    if not request.datasets:
+        raise ValueError("--datasets: give at least one dataset name")
+    for option, value in (
+        ("--limit", request.limit),
+        ("--threads", request.threads),
+        ("--batch-size", request.batch_size),
+        ("--harness-threads", request.harness_threads),
+    ):
+        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+            raise ValueError(f"{option} {value}: must be a whole number of at least 1")
 
 
 def engine_layout(request: RunRequest, batched: bool) -> dict[str, Any]:
@@ -147,6 +162,18 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _factory_name(spec: ModelSpec) -> str:
+    """`package.module:function` (or `/abs/file.py:function`): the same text in every run of
+    the same factory, never a repr with a memory address."""
+    if isinstance(spec.factory, str):
+        return spec.factory
+    if "factory" in spec.extra:
+        return str(spec.extra["factory"])
+    factory = spec.factory
+    module = getattr(factory, "__module__", None) or "?"
+    return f"{module}:{getattr(factory, '__qualname__', type(factory).__name__)}"
+
+
 def _model_record(spec: ModelSpec, options: dict[str, Any], predictor: Any) -> dict[str, Any]:
     checkpoint = options.get("checkpoint")
     describe = getattr(predictor, "describe", None)
@@ -155,10 +182,14 @@ def _model_record(spec: ModelSpec, options: dict[str, Any], predictor: Any) -> d
     sha256 = (described or {}).get("checkpoint_sha256")
     if checkpoint and not sha256:
         sha256 = file_sha256(checkpoint)
+    source = plugin_file(spec)
     record: dict[str, Any] = {
         "name": spec.name,
         "family": spec.family,
-        "factory": spec.factory if isinstance(spec.factory, str) else repr(spec.factory),
+        "factory": _factory_name(spec),
+        # A plugin's code is part of the model: a resume with an edited file is refused.
+        "plugin_file": str(source) if source else None,
+        "plugin_sha256": file_sha256(source) if source else None,
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()},
         "checkpoint": str(checkpoint) if checkpoint else None,
         "checkpoint_sha256": sha256 if checkpoint else None,
@@ -198,11 +229,10 @@ def run(request: RunRequest) -> dict[str, Any]:
 
 def run_one(request: RunRequest) -> dict[str, Any]:
     """One process's run (a whole run, or one shard of it)."""
+    check_request(request)
     spec = resolve_model(request.model)
     settings = request.settings
     click_model = make_click_model(settings.click_model)
-    if request.batch_size < 1:
-        raise ValueError(f"--batch-size {request.batch_size}: must be at least 1")
 
     listings: dict[str, tuple[Path, list[SampleRef]]] = {}
     dataset_records: dict[str, dict[str, Any]] = {}
@@ -311,7 +341,9 @@ def _evaluate(
     instances = int(frame.groupby(["dataset", "sample_id"]).ngroups) if len(frame) else 0
     manifest["errors"] = errors
     manifest["warnings"] = store.warnings()
-    manifest["status"] = run_status(instances, len(errors))
+    # A shard may hold no entry at all (more shards than entries): that piece is complete.
+    empty_shard = request.shard is not None and not instances and not errors
+    manifest["status"] = "complete" if empty_shard else run_status(instances, len(errors))
     manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest["wall_s_last_session"] = round(time.perf_counter() - started, 3)
     manifest["instances"] = instances

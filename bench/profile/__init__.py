@@ -132,6 +132,35 @@ def resolve_target(name: str) -> ProfileTarget:
         raise KeyError(f"no architecture to profile for {name!r}; profilable: {known}") from None
 
 
+SIMPLECLICK_PATCH = 16
+SIMPLECLICK_WINDOW = 224
+
+
+def check_input_size(target: ProfileTarget, size: int) -> None:
+    """Refuse a size the network cannot run at, before anything is built: SimpleClick's
+    windowed blocks tile the token grid with 224-px windows (`isegm/model/modeling/models_vit.py`
+    `patchify`, `PlainViT.windows_per_axis` here), SAM's encoder takes 1024 only."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"{target.name}: input size {size!r} must be a positive number of pixels")
+    if target.family in ("sam", "sam2"):
+        from bench.profile.sam import SAM_INPUT_SIZE
+
+        if size != SAM_INPUT_SIZE:
+            raise ValueError(
+                f"{target.name}: the image encoder runs at {SAM_INPUT_SIZE} x {SAM_INPUT_SIZE} "
+                f"only (got {size})"
+            )
+    if target.family == SIMPLECLICK:
+        grid = size // SIMPLECLICK_PATCH
+        windows = grid // (SIMPLECLICK_WINDOW // SIMPLECLICK_PATCH)
+        if windows < 1 or grid % windows:
+            raise ValueError(
+                f"{target.name}: input size {size} cannot be split into {SIMPLECLICK_WINDOW}-px "
+                f"windows (token grid {grid} of {SIMPLECLICK_PATCH}-px patches); use at least "
+                f"{SIMPLECLICK_WINDOW} px, e.g. 224, 448, 672"
+            )
+
+
 def build_network(
     target: ProfileTarget,
     size: int | None = None,

@@ -10,7 +10,9 @@ def identity(manifest: dict[str, Any]) -> dict[str, Any]:
     """The parts of a manifest that must agree for a run to be resumed or merged."""
     model = manifest["model"]
     return {
-        "model": {k: model.get(k) for k in ("name", "options", "checkpoint_sha256")},
+        "model": {
+            k: model.get(k) for k in ("name", "options", "checkpoint_sha256", "plugin_sha256")
+        },
         "datasets": {
             name: {k: d.get(k) for k in ("fingerprint", "limit")}
             for name, d in manifest["datasets"].items()
@@ -35,8 +37,9 @@ def identity_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def run_status(instances: int, errors: int) -> str:
-    """'complete', 'complete with N errors', or 'failed' (nothing could be evaluated)."""
-    if errors and not instances:
+    """'complete', 'complete with N errors', or 'failed' (no instance was evaluated: every
+    sample failed, or there was none to evaluate)."""
+    if not instances:
         return "failed"
     if errors:
         return f"complete with {errors} error{'s' if errors != 1 else ''}"
