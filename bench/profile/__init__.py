@@ -58,7 +58,7 @@ class ProfileTarget:
     """How to build one registered model's architecture and the size the paper profiles it at."""
 
     name: str  # model registry name
-    family: str  # SIMPLECLICK, RITM, or "sam" / "sam2" (bench.profile.sam)
+    family: str  # SIMPLECLICK, RITM, "sam" / "sam2" (bench.profile.sam), "clickseg"
     variant: str  # builder variant
     size: int  # paper Table 5 input size (also the evaluation's network input size)
     label: str  # the paper's row
@@ -121,10 +121,12 @@ CSV_COLUMNS = (
 
 
 def resolve_target(name: str) -> ProfileTarget:
-    """SimpleClick / RITM (`TARGETS`) or SAM family (`bench.profile.sam.sam_targets`)."""
+    """SimpleClick / RITM (`TARGETS`), SAM family (`bench.profile.sam.sam_targets`) or ClickSEG
+    (`bench.profile.clickseg.clickseg_targets`)."""
+    from bench.profile.clickseg import clickseg_targets
     from bench.profile.sam import sam_targets
 
-    targets = {**TARGETS, **sam_targets()}
+    targets = {**TARGETS, **sam_targets(), **clickseg_targets()}
     try:
         return targets[name]
     except KeyError:
@@ -303,6 +305,11 @@ class ProfileRow:
     # CFR-ICL cascade: the first clicks run up to cf_n + 1 forwards (GFLOPs are per forward).
     cascade: str = ""
     forwards_per_click: float | None = None  # mean network forwards over the timed clicks
+    # ClickSEG only (bench.profile.clickseg): its MAC unit and FocalClick's refiner per click.
+    flops_convention_clickseg: str = ""
+    gmacs_clickseg: float | None = None
+    gflops_refiner_paper: float | None = None
+    gflops_refiner_full: float | None = None
 
 
 def _scaled(count: int | None, unit: float) -> float | None:
@@ -366,8 +373,22 @@ def profile_one(
     warmup_clicks: int = profile_clicks.DEFAULT_WARMUP_CLICKS,
 ) -> ProfileRow:
     """Profile one model at one input size; the click loop runs when `samples` is given."""
-    from bench.profile import sam
+    import bench.profile as profile
+    from bench.profile import clickseg, sam
 
+    if target.family == clickseg.CLICKSEG_FAMILY:
+        return clickseg.profile_clickseg(
+            profile,
+            target,
+            size,
+            device,
+            dtype,
+            checkpoint,
+            samples,
+            dataset,
+            max_clicks,
+            warmup_clicks,
+        )
     if target.family in sam.SAM_FAMILIES:
         return sam.profile_sam(
             target, size, device, dtype, checkpoint, samples, dataset, max_clicks, warmup_clicks
