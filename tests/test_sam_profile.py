@@ -21,7 +21,9 @@ from bench.profile import clicks as profile_clicks
 from bench.profile import sam as profile_sam
 from bench.profile.counts import count_full_flops_on, count_paper_flops_on
 
-HAVE_PACKAGES = all(importlib.util.find_spec(m) for m in ("segment_anything", "sam2"))
+HAVE_PACKAGES = all(
+    importlib.util.find_spec(m) for m in ("segment_anything", "sam2", "segment_anything_hq")
+)
 needs_packages = pytest.mark.skipif(
     not HAVE_PACKAGES, reason="official packages not installed (README, SAM-family models)"
 )
@@ -34,13 +36,33 @@ EFFICIENTVIT_SAM_VIT_H_GMACS = 2973
 
 @needs_packages
 def test_every_sam_model_is_profilable_at_1024():
-    sam_models = [name for name, spec in MODELS.items() if spec.family in ("sam", "sam2")]
-    assert len(sam_models) == 11
+    sam_models = [name for name, spec in MODELS.items() if spec.family in profile_sam.SAM_FAMILIES]
+    assert len(sam_models) == 15  # SAM 3, SAM 2 / 2.1 8, SAM-HQ 3, MobileSAM
     for name in sam_models:
         target = profile.resolve_target(name)
         assert (target.family, target.size, target.variant) == (MODELS[name].family, 1024, name)
     with pytest.raises(ValueError, match="runs at 1024 x 1024 only"):
         profile_sam.profile_sam(profile.resolve_target("sam-vit-b"), 448)
+
+
+@needs_packages
+def test_mobilesam_and_sam_hq_counts(golden):
+    """MobileSAM's encoder as thop counts it in golden/mobilesam/compute.json (73.49 GFLOPs,
+    5,735,616 parameters: the unused classifier, the attention biases and the neck's
+    LayerNorm2d are not seen); SAM-HQ's encoder is SAM's, its decoder SAM's plus the HQ layers
+    (which also read the ViT's 64 x 64 map)."""
+    import json
+
+    runs = json.loads((golden / "mobilesam" / "compute.json").read_text())["runs"]
+    mobile = profile_sam.count_sam_network(profile.resolve_target("mobilesam"))
+    assert mobile.encoder_paper.macs == runs[0]["thop_MACs"]
+    assert mobile.encoder_paper.params == runs[0]["thop_params"]
+    assert mobile.params.total == 10_130_092
+    sam = profile_sam.count_sam_network(profile.resolve_target("sam-vit-b"))
+    hq = profile_sam.count_sam_network(profile.resolve_target("sam-hq-vit-b"))
+    assert hq.encoder_paper == sam.encoder_paper and hq.encoder_full == sam.encoder_full
+    assert hq.decoder_full > sam.decoder_full and hq.decoder_paper.macs > sam.decoder_paper.macs
+    assert mobile.decoder_full == sam.decoder_full  # SAM's prompt encoder and mask decoder
 
 
 @needs_packages

@@ -50,7 +50,8 @@ from bench.profile import counts as profile_counts
 from bench.profile import memory as profile_memory
 from bench.sample import Click, Sample, SampleView, is_oracle
 
-SAM_FAMILIES = ("sam", "sam2")
+SAM_FAMILIES = ("sam", "sam-hq", "sam2")
+META_FAMILIES = ("sam", "sam-hq")  # counted on the meta device (their builders read no values)
 SAM_INPUT_SIZE = 1024
 TIMING_SPLIT = "encoder once per instance (start), decoder per click"
 DECODER_PASS = "second click: 2 points + previous low-res mask, single-mask output"
@@ -58,13 +59,13 @@ DECODER_PASS = "second click: 2 points + previous low-res mask, single-mask outp
 
 def sam_targets() -> dict[str, Any]:
     """`ProfileTarget`s of every registered SAM-family model (variant = registry name)."""
-    from bench.adapters.sam.models import SAM_PACKAGE, VARIANTS
+    from bench.adapters.sam.models import VARIANTS
     from bench.profile import ProfileTarget
 
     return {
         name: ProfileTarget(
             name,
-            "sam" if variant.package == SAM_PACKAGE else "sam2",
+            variant.family,
             name,
             SAM_INPUT_SIZE,
             variant.architecture,
@@ -91,9 +92,8 @@ def build_network(
     if str(device) == "meta":
         if checkpoint is not None:  # shapes only: the strict check runs on the real load
             check_variant(read_sam_checkpoint(checkpoint), variant)
-        builders = official.ensure_package(variant)
         with torch.device("meta"):
-            network = builders.sam_model_registry[variant.builder_key](checkpoint=None)
+            network = official.construct(variant)
         # `Sam.pixel_mean/std` come from the legacy `torch.Tensor(list)`, which ignores the
         # device context: move them too.
         return network.to("meta").eval()
@@ -148,7 +148,7 @@ class SamCounts:
 def count_sam_network(target: Any, checkpoint: Path | str | None = None) -> SamCounts:
     """Parameters and the two passes' FLOPs; SAM on the meta device, SAM 2 on the CPU (Hiera's
     constructor reads tensor values)."""
-    device = "meta" if target.family == "sam" else "cpu"
+    device = "meta" if target.family in META_FAMILIES else "cpu"
     network = build_network(target, device, checkpoint)
     params = profile_counts.count_parameters(network)
     backend = _backend(target, network, torch.device(device), torch.float32)
@@ -163,7 +163,7 @@ def count_sam_network(target: Any, checkpoint: Path | str | None = None) -> SamC
                 for tensor in (*module.parameters(), *module.buffers()):
                     tensor.zero_()
         backend = _backend(target, network, torch.device("cpu"), torch.float32)
-    embedding = _embedding_like(target, image)
+    embedding = _embedding_like(target, image, network)
     request = _decoder_request(backend, embedding)
     decoder = _Pass(network, lambda cpu=backend: cpu.decode([request], False))
     encoder_paper = profile_counts.count_paper_flops_on(encoder, ())
@@ -180,16 +180,21 @@ def count_sam_network(target: Any, checkpoint: Path | str | None = None) -> SamC
     )
 
 
-def _embedding_like(target: Any, image: np.ndarray) -> Any:
+def _embedding_like(target: Any, image: np.ndarray, network: nn.Module) -> Any:
     """The encoder's output for `image` as CPU zeros (the decoder's FLOPs depend on shapes only),
-    without running the encoder."""
+    without running the encoder; SAM-HQ's also holds the ViT map its decoder reads."""
     from bench.adapters.sam.backends import Embedding
     from bench.adapters.sam.transforms import sam_preprocess_shape
 
     size = tuple(image.shape[:2])
     embed = torch.zeros(1, 256, 64, 64)
-    if target.family == "sam":
-        return Embedding(size, embed, input_size=sam_preprocess_shape(*size, SAM_INPUT_SIZE))
+    if target.family in META_FAMILIES:
+        interm = ()
+        if target.family == "sam-hq":
+            width = network.image_encoder.patch_embed.proj.out_channels
+            interm = (torch.zeros(1, 64, 64, width),)
+        input_size = sam_preprocess_shape(*size, SAM_INPUT_SIZE)
+        return Embedding(size, embed, input_size=input_size, interm=interm)
     high_res = (torch.zeros(1, 32, 256, 256), torch.zeros(1, 64, 128, 128))
     return Embedding(size, embed, high_res=high_res)
 
@@ -201,10 +206,13 @@ def _backend(target: Any, network: nn.Module, device: torch.device, dtype: torch
 
 
 def predictor(target: Any, network: nn.Module, device: torch.device, dtype: torch.dtype) -> Any:
-    """The adapter's predictor (default prompt protocol) around a built network."""
+    """The adapter's predictor (default prompt protocol) around a built network, without the
+    embedding cache: every timed instance is one encoder pass, whatever the dataset."""
     from bench.adapters.sam.predictor import predictor_for_network
 
-    return predictor_for_network(_variant(target), network, device=device, dtype=dtype)
+    return predictor_for_network(
+        _variant(target), network, device=device, dtype=dtype, embedding_cache=0
+    )
 
 
 def measure_memory(
