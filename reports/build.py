@@ -17,6 +17,7 @@ from bench.reports import figures as figs
 from bench.reports.compare import Flags, find_flags
 from bench.reports.export import html_view, write_table
 from bench.reports.qualitative import qualitative_figures
+from bench.reports.rclicks import split_dirs
 from bench.reports.runs import Run, load_runs
 from bench.reports.tables import (
     ReportTable,
@@ -97,6 +98,23 @@ def _warnings(flags: Flags, runs: list[Run]) -> list[str]:
     return out
 
 
+def _rclicks_section(folders: list[Path]) -> dict[str, Any]:
+    """The RClicks part of the robustness section (`bench robustness` folders); {} if none."""
+    if not folders:
+        return {}
+    from bench.reports import rclicks
+
+    sets = rclicks.load_sets(folders)
+    ranking = rclicks.ranking_changes(sets)
+    return {
+        "deltas": rclicks.delta_table(sets),
+        "ranking": ranking,
+        "curves": rclicks.fig6_curves(sets),
+        "changed": rclicks.flagged_pairs(ranking),
+        "methods": [s.label for s in sets],
+    }
+
+
 def build_report(
     run_dirs: Sequence[Path | str],
     output: Path | str,
@@ -108,7 +126,8 @@ def build_report(
     """`published`: the paper's other methods to add as published-only rows of Tables 2/3 and
     as points in Figure 1 (`all`, reference keys or architectures; default none)."""
     output = Path(output)
-    runs = load_runs(list(run_dirs))
+    plain_dirs, robustness_dirs = split_dirs([Path(d) for d in run_dirs])
+    runs = load_runs(plain_dirs)
     max_k = min(run.max_clicks for run in runs)
     bad = [k for k in hist_clicks if not 1 <= k <= max_k]
     if bad:
@@ -123,6 +142,10 @@ def build_report(
         "compute": compute_table(runs),
         "robustness": robustness_table(runs, summaries, flags, per_instance),
     }
+    rclicks = _rclicks_section(robustness_dirs)
+    if rclicks:
+        tables["rclicks_deltas"] = rclicks["deltas"]
+        tables["rclicks_ranking"] = rclicks["ranking"]
     natural = ordered_datasets(summaries, lambda d: not is_medical(d))
     every = ordered_datasets(summaries, lambda d: True)
     folder_of = {(r.label, name): r.dataset_label(name) for r in runs for name in r.datasets()}
@@ -163,9 +186,12 @@ def build_report(
             tables=table_views,
             figures=figures,
             qualitative_notes=qualitative_notes,
+            rclicks=rclicks,
         )
     )
     output.write_text(html, encoding="utf-8")
     all_figures = [f for f in (figures["bubble"], figures["curves"]) if f is not None]
     all_figures += figures["histograms"] + figures["qualitative"]
+    if rclicks and rclicks["curves"] is not None:
+        all_figures.append(rclicks["curves"])
     return ReportOutput(output, tables, files, all_figures, qualitative_notes)
