@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from bench.cli.run import _remove_run, _split, run_command
+from bench.cli.run import _remove_run, run_command
 
 _SHARED = (
     "model",
@@ -80,6 +80,7 @@ def _run_params() -> list[click.Parameter]:
 def robustness_command(**kw: Any) -> None:
     """Base run + ten RClicks click groups, then ΔSB, ΔGR, ΔHH and NSR per dataset."""
     from bench.cli.model_options import factory_options
+    from bench.datasets import split_dataset_specs
     from bench.engine import distributed
     from bench.engine.instance import ProtocolSettings
     from bench.engine.run import RunMismatchError, RunRequest, run
@@ -93,6 +94,12 @@ def robustness_command(**kw: Any) -> None:
         shard = parse_shard(kw["shard"]) if kw["shard"] else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--shard") from None
+    try:
+        dataset_specs = split_dataset_specs(kw["datasets"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--datasets") from None
+    if not dataset_specs:
+        raise click.BadParameter("give at least one dataset name", param_hint="--datasets")
     out: Path = kw["out"]
     try:
         runs = plan_runs(out, kw["prior"], kw["rclicks_seed"], kw["base"])
@@ -110,7 +117,7 @@ def robustness_command(**kw: Any) -> None:
                 raise click.ClickException(str(exc)) from exc
         request = RunRequest(
             model=kw["model"],
-            datasets=_split(kw["datasets"]),
+            datasets=dataset_specs,
             out=target,
             model_options=options,
             data_root=kw["data_root"],
