@@ -165,14 +165,16 @@ def test_cascade_matches_official_on_every_recorded_instance(fixture, samples, s
     assert check_setting(record, samples, fake_click_net, picks, setting=setting) == 10
 
 
-@pytest.mark.parametrize("setting", ["cf3", "cf3_acf"])
-def test_adaptive_stop_matches_official_with_prev_free_net(noprev_fixture, samples, setting):
+@pytest.mark.parametrize(("setting", "picks", "count"), [("cf3_acf", None, 12), ("cf3", FIRST, 2)])
+def test_adaptive_stop_matches_official_with_prev_free_net(
+    noprev_fixture, samples, setting, picks, count
+):
     """Where the cascade converges, `acf` returns after 3 of 4 forwards (step 2 changes 0
-    pixels); without `acf` all 4 run, with the same result."""
+    pixels) on all 12 instances; without `acf` all 4 run, with the same result."""
     record = noprev_fixture["settings"][setting]
     forwards = {i["per_click"][0]["n_cascade_forwards"] for i in record["instances"]}
     assert forwards == ({3} if record["acf"] else {4})
-    assert check_setting(record, samples, fake_click_net_noprev, None, setting=setting) == 12
+    assert check_setting(record, samples, fake_click_net_noprev, picks, setting=setting) == count
 
 
 def test_two_thread_rerun_equals_the_fixture(golden, fixture, samples):
