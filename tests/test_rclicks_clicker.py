@@ -15,6 +15,7 @@ import pytest
 from bench import protocol
 from bench.clicks import ClickContext, instance_rng, make_click_model, parse_click_model
 from bench.clicks.rclicks import (
+    FIRST_CLICK_MAPS,
     distance_transform_prior,
     mass_bounds,
     sliced_map,
@@ -188,3 +189,11 @@ def test_plugin_map_steers_every_click(grabcut10, tmp_path):
     first = seen[0][1].fn[:, : w // 2]
     cols = np.flatnonzero(first.any(axis=0))
     assert clicks[0].x >= cols[len(cols) // 2]
+
+    # The first click's map does not depend on the group: G1 reuses it (one plugin call less,
+    # no second sort), and still draws from its own slice.
+    hits = FIRST_CLICK_MAPS.hits
+    g1, _ = replay(sample, f"rclicks:prior={plugin}:clickability,group=1", n_clicks=2)
+    assert FIRST_CLICK_MAPS.hits == hits + 1
+    assert [s[4] for s in module.SEEN] == [*range(6), 1]
+    assert g1[0].x < clicks[0].x  # G1: the least likely (left-most) columns

@@ -44,12 +44,14 @@ constant prior (`ud`) every slice keeps every error pixel, so all groups click a
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -152,6 +154,41 @@ def mass_bounds(mass: str | None = None, group: int | None = None) -> tuple[floa
     return low, high
 
 
+@dataclass(frozen=True, eq=False)
+class MassOrder:
+    """A click map with RClicks' sorted values and their float32 cumulative sum: everything
+    a mass slice needs, computed once and shared by every slice of the same map."""
+
+    click_map: np.ndarray
+    ordered: np.ndarray
+    cumulative: np.ndarray
+    total: np.float32
+
+    @property
+    def nbytes(self) -> int:
+        return self.click_map.nbytes + self.ordered.nbytes + self.cumulative.nbytes
+
+
+def mass_order(prior_map: np.ndarray, region: np.ndarray, not_clicked: np.ndarray) -> MassOrder:
+    """`prior * region * not_clicked` (float32, in RClicks' order of operations), sorted."""
+    click_map = np.asarray(prior_map, dtype=np.float32)
+    click_map = click_map * region.astype(np.float32) * not_clicked
+    ordered = np.sort(click_map.flatten())
+    return MassOrder(click_map, ordered, ordered.cumsum(), ordered.sum())
+
+
+def mass_slice(order: MassOrder, low: float, high: float) -> np.ndarray:
+    """The values of the map whose cumulative mass falls in [low, high] (ties all kept)."""
+    ordered, cumulative, total = order.ordered, order.cumulative, order.total
+    idx_low = cumulative.searchsorted(total * low, side="left")
+    idx_high = cumulative.searchsorted(total * high, side="right")
+    if idx_high == len(ordered):
+        idx_high -= 1
+    thr_low, thr_high = ordered[idx_low], ordered[idx_high]
+    click_map = order.click_map
+    return click_map * (click_map >= thr_low) * (click_map <= thr_high)
+
+
 def sliced_map(
     prior_map: np.ndarray,
     region: np.ndarray,
@@ -160,17 +197,58 @@ def sliced_map(
     high: float,
 ) -> np.ndarray:
     """The map a click is drawn from: RClicks' product and mass slice, in its float32 order."""
-    click_map = np.asarray(prior_map, dtype=np.float32)
-    click_map = click_map * region.astype(np.float32) * not_clicked
-    ordered = np.sort(click_map.flatten())
-    total = ordered.sum()
-    cumulative = ordered.cumsum()
-    idx_low = cumulative.searchsorted(total * low, side="left")
-    idx_high = cumulative.searchsorted(total * high, side="right")
-    if idx_high == len(ordered):
-        idx_high -= 1
-    thr_low, thr_high = ordered[idx_low], ordered[idx_high]
-    return click_map * (click_map >= thr_low) * (click_map <= thr_high)
+    return mass_slice(mass_order(prior_map, region, not_clicked), low, high)
+
+
+class FirstClickMaps:
+    """The first click's ordered map of each instance, shared by the ten groups of a robustness
+    run (and any other slice of the same prior) in one process.
+
+    Before the first click the prediction is empty, nothing is clicked and the region is the
+    object: the map (a clickability network's output included) and its sort do not depend on
+    the group, so group 2..10 reuse group 1's. Keyed by the prior and a sha1 of the image and
+    the object mask, so a hit is the same input. Memory is capped: entries are kept in the
+    order they come and never evicted, so when the cap is reached the first instances of a
+    dataset keep hitting in every later group (an LRU would thrash on a sequential pass).
+    """
+
+    def __init__(self, max_bytes: int = 512 * 2**20):
+        self.max_bytes = max_bytes
+        self._entries: dict[tuple[str, str], MassOrder] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    @staticmethod
+    def key(prior: str, image: np.ndarray, region: np.ndarray) -> tuple[str, str]:
+        digest = hashlib.sha1(np.ascontiguousarray(image).tobytes())
+        digest.update(np.packbits(region).tobytes())
+        digest.update(repr((image.shape, image.dtype.str, region.shape)).encode())
+        return prior, digest.hexdigest()
+
+    def get(self, key: tuple[str, str]) -> MassOrder | None:
+        with self._lock:
+            found = self._entries.get(key)
+            self.hits += found is not None
+            return found
+
+    def put(self, key: tuple[str, str], order: MassOrder) -> None:
+        with self._lock:
+            if key in self._entries or self._bytes + order.nbytes > self.max_bytes:
+                return
+            for array in (order.click_map, order.ordered, order.cumulative):
+                array.flags.writeable = False  # shared by every group's draw
+            self._entries[key] = order
+            self._bytes += order.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+FIRST_CLICK_MAPS = FirstClickMaps()
+"""Shared by every `rclicks` model of the process (`bench robustness` runs the groups in one)."""
 
 
 def draw(click_map: np.ndarray, rng: np.random.RandomState) -> tuple[int, int] | None:
@@ -212,17 +290,23 @@ def rclicks(
         region = errors.fn if official.positive else errors.fp
         if ctx.image is None:
             raise ValueError("rclicks: the click context carries no image")
-        prior_map = prior_fn(ctx.image, ctx.target.object_valid, region, list(clicks))
-        if np.shape(prior_map) != region.shape:
-            raise ValueError(
-                f"rclicks: prior {prior} returned a {np.shape(prior_map)} map for a "
-                f"{region.shape} image"
-            )
-        not_clicked = np.ones(region.shape, dtype=bool)
-        h, w = region.shape
-        for c in clicks:
-            not_clicked[min(c.y, h - 1), min(c.x, w - 1)] = False
-        found = draw(sliced_map(prior_map, region, not_clicked, low, high), rng)
+        key = FIRST_CLICK_MAPS.key(str(prior), ctx.image, region) if not clicks else None
+        order = FIRST_CLICK_MAPS.get(key) if key is not None else None
+        if order is None:
+            prior_map = prior_fn(ctx.image, ctx.target.object_valid, region, list(clicks))
+            if np.shape(prior_map) != region.shape:
+                raise ValueError(
+                    f"rclicks: prior {prior} returned a {np.shape(prior_map)} map for a "
+                    f"{region.shape} image"
+                )
+            not_clicked = np.ones(region.shape, dtype=bool)
+            h, w = region.shape
+            for c in clicks:
+                not_clicked[min(c.y, h - 1), min(c.x, w - 1)] = False
+            order = mass_order(prior_map, region, not_clicked)
+            if key is not None:
+                FIRST_CLICK_MAPS.put(key, order)
+        found = draw(mass_slice(order, low, high), rng)
         if found is None:
             return official
         return Click(found[0], found[1], official.positive)
