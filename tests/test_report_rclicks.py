@@ -61,6 +61,7 @@ COLUMNS = {
 }
 
 
+@pytest.mark.slow
 def test_robustness_csv_from_run_folders_equals_the_notebook(folders, reference):
     tables = {r["Model"]: r for r in reference["table_cells_9_11"]}
     for model, folder in folders.items():
@@ -75,6 +76,7 @@ def test_robustness_csv_from_run_folders_equals_the_notebook(folders, reference)
                 assert row[f"{figure}_lo"] <= row[figure] <= row[f"{figure}_hi"]
 
 
+@pytest.mark.slow
 def test_report_section_flags_exactly_the_rankings_that_change(folders, reference, tmp_path):
     cell8 = {(r["model"], r["mode"]): r["metric"] for r in reference["metrics_cell8"]}
     out = build_report(list(folders.values()), tmp_path / "report.html")
@@ -107,6 +109,7 @@ def test_report_section_flags_exactly_the_rankings_that_change(folders, referenc
     assert flagged == 0  # the notebook's three synthetic methods keep their order under G1
 
 
+@pytest.mark.slow
 def test_a_ranking_that_changes_is_flagged(reference, tmp_path):
     """B is worse than A under the official clicker (its base run reaches each IoU one click
     later) but better under G1 (its G1 clicks are A's G10 clicks): that pair is flagged."""
