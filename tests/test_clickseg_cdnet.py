@@ -202,3 +202,28 @@ def test_registry_factory_builds_the_official_cdnet_predictor(cdnet_checkpoint):
     assert described["official_strict"] is False
     with pytest.raises(ValueError, match="flipped"):
         make_cdnet_resnet34(checkpoint=str(cdnet_checkpoint), flip=False)
+
+
+def test_batched_predictor_reproduces_the_fake_net_pipeline(golden, data_root):
+    """GrabCut[0..1] in flight together: one forward for both flip pairs per round, masks,
+    ROIs and IoUs as the official batch-1 run."""
+    record = json.loads((golden / "clickseg" / "pipeline" / "pipeline_fake_net.json").read_text())
+    insts = [i for i in record["settings"]["cdnet"]["instances"] if i["dataset"] == "GrabCut"][:2]
+    predictor = CDNetPredictor(FakeCDNet())
+    refs = list_samples("grabcut", data_root)
+    samples = [refs[i["index"]].load()[0] for i in insts]
+    handles = [predictor.open_instance(s) for s in samples]
+    clicks: list[list[Click]] = [[] for _ in samples]
+    preds = [np.zeros(s.gt.shape, dtype=bool) for s in samples]
+    for k in range(len(insts[0]["per_click"])):
+        for j, sample in enumerate(samples):
+            clicks[j].append(next_click(sample.gt, preds[j], [(c.y, c.x) for c in clicks[j]]))
+        masks = predictor.predict_batch(list(zip(handles, clicks)))
+        for j, (sample, handle, mask) in enumerate(zip(samples, handles, masks)):
+            want = insts[j]["per_click"][k]
+            preds[j] = mask > PRED_THR
+            zoom = handle.state.zoom
+            assert (clicks[j][-1].y, clicks[j][-1].x) == (want["y"], want["x"])
+            assert (list(zoom.roi) if zoom.roi else None) == want["roi"]
+            assert int(preds[j].sum()) == want["mask_n_true"]
+            assert float(iou(sample.gt, preds[j])) == pytest.approx(want["iou"], abs=1e-6)

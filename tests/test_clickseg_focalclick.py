@@ -286,3 +286,60 @@ def test_registry_factory_builds_the_official_predictor(equivalence):
     assert described["official_threshold"] == 0.5 and described["strict_load"] is True
     with pytest.raises(ValueError, match="without flip"):
         make_focalclick_segformer_b0_s2(checkpoint=str(equivalence / f"{B0}_random.pth"), flip=True)
+
+
+def test_batched_predictor_reproduces_the_fake_net_pipeline(pipeline_golden, data_root):
+    """GrabCut[0..2] in flight together (`open_instance` / `predict_batch`): one coarse forward
+    per round, and every click, ROI, focus box and IoU still as the official batch-1 run."""
+    record = pipeline_golden["settings"]["focalclick"]
+    insts = [i for i in record["instances"] if i["dataset"] == "GrabCut"][:3]
+    calls: list[int] = []
+
+    class CountingNet(FakeFocalNet):
+        def __call__(self, image, points):
+            calls.append(image.shape[0])
+            return super().__call__(image, points)
+
+    predictor = FocalPredictor(CountingNet())
+    refs = list_samples("grabcut", data_root)
+    samples = [refs[i["index"]].load()[0] for i in insts]
+    handles = [predictor.open_instance(s) for s in samples]
+    clicks: list[list[Click]] = [[] for _ in samples]
+    preds = [np.zeros(s.gt.shape, dtype=bool) for s in samples]
+    for k in range(len(insts[0]["per_click"])):
+        for j, sample in enumerate(samples):
+            clicks[j].append(next_click(sample.gt, preds[j], [(c.y, c.x) for c in clicks[j]]))
+        probs = predictor.predict_batch(list(zip(handles, clicks)))
+        for j, (sample, handle, prob) in enumerate(zip(samples, handles, probs)):
+            want = insts[j]["per_click"][k]
+            preds[j] = prob > PRED_THR
+            trace = handle.state.trace
+            assert (clicks[j][-1].y, clicks[j][-1].x) == (want["y"], want["x"])
+            assert list(trace.focus_roi) == want["focus_roi"]
+            assert (list(trace.roi) if trace.roi else None) == want["roi"]
+            assert float(iou(sample.gt, preds[j])) == pytest.approx(want["iou"], abs=1e-6)
+    assert calls == [3] * len(insts[0]["per_click"])
+    with pytest.raises(ValueError, match="more than once"):
+        predictor.predict_batch([(handles[0], clicks[0]), (handles[0], clicks[0])])
+
+
+def test_batched_b0_predictor_matches_one_at_a_time(b0_model, data_root):
+    """The real network batched (two instances per coarse forward) against batch 1: equal up to
+    the float rounding of the batched kernels, and the same focus boxes."""
+    refs = list_samples("grabcut", data_root)
+    samples = [refs[i].load()[0] for i in (0, 1)]
+    clicks = [
+        [Click(210, 230, True), Click(150, 232, True)],
+        [Click(160, 240, True), Click(100, 300, False)],
+    ]
+    batched = FocalPredictor(b0_model)
+    handles = [batched.open_instance(s) for s in samples]
+    singles = [FocalPredictor(b0_model) for _ in samples]
+    for single, sample in zip(singles, samples):
+        single.start(sample)
+    for k in (1, 2):
+        probs = batched.predict_batch([(h, c[:k]) for h, c in zip(handles, clicks)])
+        for j, single in enumerate(singles):
+            want = single.predict(clicks[j][:k])
+            np.testing.assert_allclose(probs[j], want, rtol=0, atol=2e-4)
+            assert single.state.trace.focus_roi == handles[j].state.trace.focus_roi

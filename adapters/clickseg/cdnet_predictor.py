@@ -18,6 +18,7 @@ official mask; `state.prob` keeps the probability map behind it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +35,11 @@ from bench.adapters.clickseg.transforms import (
 )
 from bench.adapters.common.eval_predictor import start_instance
 from bench.adapters.common.flip import flip_forward, flip_inverse
-from bench.adapters.common.points import net_clicks, points_tensor
+from bench.adapters.common.points import batch_points, net_clicks, points_tensor
 from bench.adapters.common.zoom_in import zoom_inverse
 from bench.sample import Click, Sample
 
-__all__ = ["CDNET_INFER_SIZE", "CDNetPredictor", "CDNetState"]
+__all__ = ["CDNET_INFER_SIZE", "CDNetHandle", "CDNetPredictor", "CDNetState"]
 
 CDNET_INFER_SIZE = 384
 MASK_THRESH = 0.5
@@ -51,6 +52,13 @@ class CDNetState:
     image: torch.Tensor  # 1 x 3 x H x W in [0, 1]
     prob: torch.Tensor  # 1 x 1 x H x W: ZoomIn `_prev_probs` (the map behind the last mask)
     zoom: ZoomState = field(default_factory=ZoomState)
+
+
+@dataclass(eq=False)
+class CDNetHandle:
+    """One instance in flight (`open_instance` / `predict_batch`)."""
+
+    state: CDNetState
 
 
 class CDNetPredictor:
@@ -72,8 +80,45 @@ class CDNetPredictor:
         self.state: CDNetState | None = None
 
     def start(self, sample: Sample) -> None:
+        self.state = self._new_state(sample)
+
+    def _new_state(self, sample: Sample) -> CDNetState:
         base = start_instance(sample.image, self.device)
-        self.state = CDNetState(base.image, base.prev_prob)
+        return CDNetState(base.image, base.prev_prob)
+
+    def open_instance(self, sample: Sample) -> CDNetHandle:
+        """`start` for one more instance in flight (`bench.adapters.BatchPredictor`)."""
+        return CDNetHandle(self._new_state(sample))
+
+    def predict_batch(
+        self, requests: Sequence[tuple[CDNetHandle, Sequence[Click]]]
+    ) -> list[np.ndarray]:
+        """One click of each instance: one network forward for every instance's flip pair
+        (all inputs are 384 x 384), PixelDiffusion per instance (the official module
+        broadcasts the click maps over the batch, so it is only defined for one image).
+        Handles change only when every item succeeded."""
+        handles = [h for h, _ in requests]
+        if len({id(h) for h in handles}) != len(handles):
+            raise ValueError("predict_batch: an instance appears more than once in one call")
+        for handle in handles:
+            if not isinstance(handle, CDNetHandle):
+                raise TypeError(f"predict_batch: {type(handle).__name__} is not a CDNetHandle")
+        prepared = [self._prepare(h.state, list(c)) for h, c in requests]
+        with torch.no_grad():
+            out = self.net(
+                torch.cat([p[0] for p in prepared]), batch_points([p[1] for p in prepared])
+            )
+        results = []
+        for i, (handle, (x, _, crop_hw, zoom)) in enumerate(zip(handles, prepared)):
+            pair = slice(2 * i, 2 * i + 2)
+            results.append(
+                self._finish(
+                    handle.state, x, crop_hw, zoom, out["instances"][pair], out["click_map"][pair]
+                )
+            )
+        for handle, (state, _) in zip(handles, results):
+            handle.state = state
+        return [mask for _, mask in results]
 
     def predict(self, clicks: list[Click]) -> np.ndarray:
         if self.state is None:
@@ -83,10 +128,18 @@ class CDNetPredictor:
 
     def step(self, state: CDNetState, clicks: list[Click]) -> tuple[CDNetState, np.ndarray]:
         """One click: the next state and the official mask as an H x W float32 0/1 map."""
+        x, points, crop_hw, zoom = self._prepare(state, clicks)
+        with torch.no_grad():
+            out = self.net(x, points)
+        return self._finish(state, x, crop_hw, zoom, out["instances"], out["click_map"])
+
+    def _prepare(
+        self, state: CDNetState, clicks: list[Click]
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int], ZoomState]:
+        """ZoomIn, ResizeTrans(384), AddHorizontalFlip: the flip pair and its points."""
         if not clicks:
             raise ValueError("predict() needs at least one click")
         size = CDNET_INFER_SIZE
-        height, width = state.image.shape[2:]
         crop, crop_clicks, zoom = zoom_forward(
             self.zoom_in, state.zoom, state.image, state.prob, net_clicks(clicks)
         )
@@ -94,11 +147,22 @@ class CDNetPredictor:
         x, click_lists = flip_forward(
             resize_square(crop, size), [resize_clicks(crop_clicks, crop_hw, size)]
         )
-        points = points_tensor(click_lists, device=self.device)
+        return x, points_tensor(click_lists, device=self.device), crop_hw, zoom
+
+    def _finish(
+        self,
+        state: CDNetState,
+        x: torch.Tensor,
+        crop_hw: tuple[int, int],
+        zoom: ZoomState,
+        instances: torch.Tensor,
+        click_map: torch.Tensor,
+    ) -> tuple[CDNetState, np.ndarray]:
+        """Flip average of the logits, PixelDiffusion, sigmoid, inverse transforms, mask."""
+        height, width = state.image.shape[2:]
         with torch.no_grad():
-            out = self.net(x, points)
-            logits = flip_inverse(out["instances"].to(torch.float32))
-            diffused = self.net.PixelDiffusion(x[:1], logits, out["click_map"][:1])
+            logits = flip_inverse(instances.to(torch.float32))
+            diffused = self.net.PixelDiffusion(x[:1], logits, click_map[:1])
         prob = torch.sigmoid(diffused.to(torch.float32))
         prob = F.interpolate(prob, size=crop_hw, mode="bilinear", align_corners=True)
         prob, zoom = zoom_inverse(zoom, prob, (height, width))

@@ -22,6 +22,7 @@ Predictors never read the ground truth: only the image and the clicks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,11 +39,11 @@ from bench.adapters.clickseg.transforms import (
     zoom_forward,
 )
 from bench.adapters.common.eval_predictor import start_instance
-from bench.adapters.common.points import PAD_ROW, net_clicks, points_tensor
+from bench.adapters.common.points import PAD_ROW, batch_points, net_clicks, points_tensor
 from bench.adapters.common.zoom_in import zoom_inverse
 from bench.sample import Click, Sample
 
-__all__ = ["FocalPredictor", "FocalState", "FocalTrace"]
+__all__ = ["FocalHandle", "FocalPredictor", "FocalState", "FocalTrace"]
 
 COARSE_ONLY_CLICKS = 10
 """Clicks after which the coarse map is the previous prediction (official `> 10`)."""
@@ -67,6 +68,21 @@ class FocalState:
     prev_prob: torch.Tensor  # 1 x 1 x H x W
     zoom: ZoomState = field(default_factory=ZoomState)
     trace: FocalTrace | None = None
+
+
+@dataclass(eq=False)
+class FocalHandle:
+    """One instance in flight (`open_instance` / `predict_batch`)."""
+
+    state: FocalState
+
+
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    net_x: torch.Tensor  # 1 x 4 x S x S
+    points: torch.Tensor  # 1 x 2M x 3 float64
+    crop_hw: tuple[int, int]
+    zoom: ZoomState
 
 
 def _logit(prob: torch.Tensor) -> torch.Tensor:
@@ -96,11 +112,15 @@ class FocalPredictor:
         self.state: FocalState | None = None
 
     def start(self, sample: Sample) -> None:
-        self.state = self.open_instance(sample)
+        self.state = self._new_state(sample)
 
-    def open_instance(self, sample: Sample) -> FocalState:
+    def _new_state(self, sample: Sample) -> FocalState:
         base = start_instance(sample.image, self.device)
         return FocalState(base.image, base.prev_prob)
+
+    def open_instance(self, sample: Sample) -> FocalHandle:
+        """`start` for one more instance in flight (`bench.adapters.BatchPredictor`)."""
+        return FocalHandle(self._new_state(sample))
 
     def predict(self, clicks: list[Click]) -> np.ndarray:
         if self.state is None:
@@ -108,27 +128,66 @@ class FocalPredictor:
         self.state, prob = self.step(self.state, clicks)
         return prob
 
-    def predict_batch(self, requests: list[tuple[FocalState, list[Click]]]) -> list[np.ndarray]:
-        """Not batched: each instance's click in turn (the focus crop is per instance)."""
-        raise NotImplementedError
+    def predict_batch(
+        self, requests: Sequence[tuple[FocalHandle, Sequence[Click]]]
+    ) -> list[np.ndarray]:
+        """One click of each instance: the coarse network runs once on all of them (every
+        input is S x S), the focus crop and the refiner per instance, as official. Handles
+        change only when every item succeeded."""
+        handles = [h for h, _ in requests]
+        if len({id(h) for h in handles}) != len(handles):
+            raise ValueError("predict_batch: an instance appears more than once in one call")
+        for handle in handles:
+            if not isinstance(handle, FocalHandle):
+                raise TypeError(f"predict_batch: {type(handle).__name__} is not a FocalHandle")
+        prepared = [self._prepare(h.state, list(c)) for h, c in requests]
+        with torch.no_grad():
+            out = self.net(
+                torch.cat([p.net_x for p in prepared]), batch_points([p.points for p in prepared])
+            )
+        results = [
+            self._finish(
+                h.state, list(c), p, out["instances"][i : i + 1], out["feature"][i : i + 1]
+            )
+            for i, ((h, c), p) in enumerate(zip(requests, prepared))
+        ]
+        for handle, (state, _) in zip(handles, results):
+            handle.state = state
+        return [prob for _, prob in results]
 
-    def step(self, state: FocalState, clicks: list[Click]) -> tuple[FocalState, np.ndarray]:
-        """One click of one instance: the next state and the H x W float32 probability."""
+    def _prepare(self, state: FocalState, clicks: list[Click]) -> _Prepared:
+        """ZoomIn and ResizeTrans: the network input of one click."""
         if not clicks:
             raise ValueError("predict() needs at least one click")
         size = self.infer_size
-        height, width = state.image.shape[2:]
         x = torch.cat((state.image, state.prev_prob), dim=1)
-        clicks_net = net_clicks(clicks)
         crop, crop_clicks, zoom = zoom_forward(
-            self.zoom_in, state.zoom, x, state.prev_prob, clicks_net
+            self.zoom_in, state.zoom, x, state.prev_prob, net_clicks(clicks)
         )
         crop_hw = (int(crop.shape[2]), int(crop.shape[3]))
-        net_x = resize_square(crop, size)
         points = points_tensor([resize_clicks(crop_clicks, crop_hw, size)], device=self.device)
+        return _Prepared(resize_square(crop, size), points, crop_hw, zoom)
+
+    def step(self, state: FocalState, clicks: list[Click]) -> tuple[FocalState, np.ndarray]:
+        """One click of one instance: the next state and the H x W float32 probability."""
+        prepared = self._prepare(state, clicks)
         with torch.no_grad():
-            out = self.net(net_x, points)
-        logits, feature = out["instances"].to(torch.float32), out["feature"]
+            out = self.net(prepared.net_x, prepared.points)
+        return self._finish(state, clicks, prepared, out["instances"], out["feature"])
+
+    def _finish(
+        self,
+        state: FocalState,
+        clicks: list[Click],
+        prepared: _Prepared,
+        logits: torch.Tensor,
+        feature: torch.Tensor,
+    ) -> tuple[FocalState, np.ndarray]:
+        """Inverse transforms, focus crop, refiner and merge of one instance's click."""
+        size = self.infer_size
+        height, width = state.image.shape[2:]
+        crop_hw, zoom = prepared.crop_hw, prepared.zoom
+        logits = logits.to(torch.float32)
         prob = torch.sigmoid(
             F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=True)
         )

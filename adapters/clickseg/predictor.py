@@ -17,6 +17,7 @@ The predictors are those of `scripts/evaluate_model.py` (FocalClick: `FocalPredi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -133,8 +134,9 @@ def load_clickseg(
 
 
 class ClickSEGPredictor:
-    """The harness predictor: `start` / `predict` of the official evaluation predictor and
-    `describe()` for the run manifest. Reads only the sample's image."""
+    """The harness predictor: `start` / `predict` of the official evaluation predictor, the
+    batched `open_instance` / `predict_batch`, and `describe()` for the run manifest. Reads
+    only the sample's image."""
 
     def __init__(self, model: torch.nn.Module, pipeline: Any, description: dict[str, Any]):
         self.model = model
@@ -146,6 +148,13 @@ class ClickSEGPredictor:
 
     def predict(self, clicks: list[Click]) -> np.ndarray:
         return self.pipeline.predict(clicks)
+
+    def open_instance(self, sample: Sample) -> Any:
+        return self.pipeline.open_instance(sample)
+
+    def predict_batch(self, requests: Sequence[tuple[Any, Sequence[Click]]]) -> list[np.ndarray]:
+        """One coarse forward for all instances (`bench.adapters.BatchPredictor`)."""
+        return self.pipeline.predict_batch(requests)
 
     def describe(self) -> dict[str, Any]:
         return dict(self._description)
@@ -194,6 +203,8 @@ def make_focalclick_predictor(name: str, **options: Any) -> ClickSEGPredictor:
         },
         "flip": False,
         "official_threshold": 0.5,
+        "batched": "one coarse forward for all instances in flight; focus crop and refiner "
+        "per instance",
         **runtime_record(opts),
     }
     return ClickSEGPredictor(model, pipeline, description)
@@ -250,6 +261,7 @@ def make_cdnet_resnet34(**options: Any) -> ClickSEGPredictor:
         },
         "flip": True,
         "official_threshold": 0.5,
+        "batched": "one forward for every instance's flip pair; PixelDiffusion per instance",
         **runtime_record(opts),
     }
     return ClickSEGPredictor(model, pipeline, description)
