@@ -132,3 +132,54 @@ def test_tetris_first_n_split(trees):
     assert [r.id for r in spec.list_samples(trees / "TETRIS")] == ["img_001", "img_002"]
     with pytest.raises(ValueError, match="takes no options"):
         get_dataset("grabcut,mode=sp")
+
+
+PROBE = Path(__file__).parent / "plugins" / "init_mask_probe.py"
+
+
+@pytest.mark.parametrize("mode", ["zero", "sp"])
+def test_davis585_run_starts_from_the_initial_mask(trees, tmp_path, mode):
+    """ClickSEG `evaluation.py`: the first click corrects the initial mask's errors, and the
+    predictor receives the mask (here it predicts it back, so every IoU is the mask's)."""
+    from click.testing import CliRunner
+
+    from bench import protocol
+    from bench.cli import main
+    from bench.store import read_trajectories
+
+    spec = "davis585" if mode == "zero" else f"davis585,mode={mode}"
+    out = tmp_path / "run"
+    args = ["run", "--model", f"{PROBE}:make_predictor", "--datasets", spec]
+    args += ["--data-root", str(trees), "--out", str(out), "--no-progress", "--max-clicks", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    frame = read_trajectories(out)
+    refs = get_dataset(spec).list_samples(trees / "DAVIS585")
+    assert list(dict.fromkeys(frame["sample_id"])) == [r.id for r in refs]
+    for ref in refs:
+        (sample,) = ref.load()
+        rows = frame[frame["sample_id"] == sample.id]
+        target = protocol.Target.from_gt(sample.gt)
+        start = np.zeros(sample.gt.shape, bool) if sample.init_mask is None else sample.init_mask
+        err = protocol.errors(target, start)
+        first = protocol.next_click_from_errors(err, [])
+        assert (rows["y"].iloc[0], rows["x"].iloc[0], rows["positive"].iloc[0]) == tuple(first)
+        expected = np.float32(protocol.iou_from_errors(target, err))
+        np.testing.assert_array_equal(rows["iou"].to_numpy(), [expected, expected])
+    manifest = json.loads((out / "manifest.json").read_text())
+    record = manifest["datasets"][get_dataset(spec).name]
+    assert record["mode"] == mode and record["listing"].startswith("sorted")
+
+
+def test_eval_predictor_gets_the_initial_mask_as_previous_mask():
+    torch = pytest.importorskip("torch")
+    from bench.adapters.common.eval_predictor import PipelineConfig, prepare_inputs, start_instance
+    from bench.sample import Click
+
+    image = np.zeros((6, 5, 3), np.uint8)
+    init = np.zeros((6, 5), bool)
+    init[1:4, 2:] = True
+    state = start_instance(image, "cpu", init)
+    net_input = prepare_inputs(PipelineConfig(None, with_flip=False), state, [Click(2, 2, True)])
+    assert torch.equal(net_input.x[0, 3], torch.from_numpy(init.astype(np.float32)))
+    assert not start_instance(image, "cpu").prev_prob.any()

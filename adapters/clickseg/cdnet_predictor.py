@@ -83,7 +83,7 @@ class CDNetPredictor:
         self.state = self._new_state(sample)
 
     def _new_state(self, sample: Sample) -> CDNetState:
-        base = start_instance(sample.image, self.device)
+        base = start_instance(sample.image, self.device, getattr(sample, "init_mask", None))
         return CDNetState(base.image, base.prev_prob)
 
     def open_instance(self, sample: Sample) -> CDNetHandle:

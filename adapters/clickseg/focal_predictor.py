@@ -115,7 +115,7 @@ class FocalPredictor:
         self.state = self._new_state(sample)
 
     def _new_state(self, sample: Sample) -> FocalState:
-        base = start_instance(sample.image, self.device)
+        base = start_instance(sample.image, self.device, getattr(sample, "init_mask", None))
         return FocalState(base.image, base.prev_prob)
 
     def open_instance(self, sample: Sample) -> FocalHandle:

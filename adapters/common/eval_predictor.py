@@ -118,13 +118,26 @@ class InstanceHandle:
     trace: CascadeTrace = CascadeTrace()
 
 
-def start_instance(image: np.ndarray, device: str | torch.device = "cpu") -> InstanceState:
-    """New image: ToTensor semantics (uint8 HWC -> float32 CHW / 255), zero previous map."""
+def start_instance(
+    image: np.ndarray, device: str | torch.device = "cpu", init_mask: np.ndarray | None = None
+) -> InstanceState:
+    """New image: ToTensor semantics (uint8 HWC -> float32 CHW / 255), zero previous map.
+
+    With a dataset's initial mask (DAVIS-585 `sp`/`stm`) the previous map is that mask as
+    0/1 float, as ClickSEG's `evaluation.py` calls `predictor.set_prev_mask(init_mask)`. The
+    ZoomIn state stays empty: the official ZoomIn keeps its own previous output, which a first
+    click does not have, so the first crop is chosen as without a mask.
+    """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an H x W x 3 uint8 image, got {image.dtype} {image.shape}")
     rgb = torch.from_numpy(np.ascontiguousarray(image)).to(device)
     rgb = rgb.permute(2, 0, 1).to(torch.float32).div(255)[None]
-    prev = torch.zeros_like(rgb[:, :1])
+    if init_mask is None:
+        prev = torch.zeros_like(rgb[:, :1])
+    else:
+        if init_mask.shape != image.shape[:2]:
+            raise ValueError(f"initial mask is {init_mask.shape}, the image {image.shape[:2]}")
+        prev = torch.from_numpy(init_mask.astype(np.float32)).to(device)[None, None]
     return InstanceState(rgb, prev, ZoomState())
 
 
@@ -221,12 +234,13 @@ class EvalPredictor:
 
     def start(self, sample: Sample) -> None:
         self._use_dataset(sample.dataset)
-        self.state = start_instance(sample.image, self.device)
+        self.state = start_instance(sample.image, self.device, getattr(sample, "init_mask", None))
 
     def open_instance(self, sample: Sample) -> InstanceHandle:
         """`start` for one more instance in flight; its state lives in the returned handle."""
         config = self._use_dataset(sample.dataset)
-        return InstanceHandle(sample.dataset, config, start_instance(sample.image, self.device))
+        state = start_instance(sample.image, self.device, getattr(sample, "init_mask", None))
+        return InstanceHandle(sample.dataset, config, state)
 
     def run_forward(self, net_input: NetInput) -> torch.Tensor:
         with torch.no_grad():

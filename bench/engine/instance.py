@@ -77,12 +77,18 @@ def start_instance(
     sample_id: str = "",
     seed: int = 0,
     image: np.ndarray | None = None,
+    init_mask: np.ndarray | None = None,
 ) -> InstanceState:
+    """The state before the first click: the errors of an empty prediction, or of the
+    dataset's initial mask where it gives one (ClickSEG `evaluation.py`: the first click
+    corrects `init_mask`, DAVIS-585 `sp`/`stm`)."""
     target = protocol.Target.from_gt(gt)
-    empty = np.zeros(gt.shape, dtype=bool)
+    start = np.zeros(gt.shape, dtype=bool) if init_mask is None else init_mask.astype(bool)
+    if start.shape != gt.shape:
+        raise ValueError(f"initial mask is {start.shape}, the ground truth {gt.shape}")
     rng = instance_rng(seed, dataset, sample_id)
     context = ClickContext(dataset, sample_id, target, rng, image)
-    return InstanceState(target, protocol.errors(target, empty), context)
+    return InstanceState(target, protocol.errors(target, start), context)
 
 
 def propose_click(state: InstanceState, model: ClickModel) -> Click | None:

@@ -90,7 +90,7 @@ def _load_entry(
     ref: SampleRef, dataset: str, seed: int
 ) -> tuple[list[Sample], list[InstanceState]]:
     samples = list(ref.load())
-    states = [start_instance(s.gt, dataset, s.id, seed, s.image) for s in samples]
+    states = [start_instance(s.gt, dataset, s.id, seed, s.image, s.init_mask) for s in samples]
     return samples, states
 
 
