@@ -159,5 +159,6 @@ def coco_dataset(json_path: Path, options: dict[str, Any], text: str) -> Dataset
             "annotations": str(json_path),
             "crowd": crowd,
             "listing": LISTING,
+            "image_orientation": "EXIF Orientation applied (cv2.imread, as official loaders)",
         },
     )

@@ -249,5 +249,6 @@ def folder_dataset(path: Path, spec_options: dict[str, Any], text: str) -> Datas
             "ignore": options.ignore,
             "card": str(card_path) if card else None,
             "listing": LISTING,
+            "image_orientation": "EXIF Orientation applied (cv2.imread, as official loaders)",
         },
     )

@@ -8,6 +8,7 @@ trajectories of `golden/protocol/GrabCut.json` exactly, through `bench run`.
 from __future__ import annotations
 
 import json
+import struct
 import sys
 from pathlib import Path
 
@@ -219,3 +220,30 @@ def test_entry_point_under_a_builtin_name_is_refused(tmp_path, monkeypatch):
         get_dataset("grabcut")
     assert "bench.datasets.davis" in str(info.value)
     assert "entry point davis = iseg_test_dataset_plugin:first_grabcut" in str(info.value)
+
+
+def _with_orientation(jpeg: bytes, value: int) -> bytes:
+    """The JPEG with an EXIF APP1 segment holding only Orientation = value."""
+    ifd = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, value, 0) + bytes(4)
+    exif = b"Exif\x00\x00" + b"MM\x00\x2a" + struct.pack(">I", 8) + ifd
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:]
+
+
+def test_verify_warns_on_exif_orientation(grabcut_folder, tmp_path):
+    root = tmp_path / "tagged"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for stem, value in (("124080", 3), ("153077", 1)):
+        jpeg = (grabcut_folder / "images" / f"{stem}.jpg").read_bytes()
+        (root / "images" / f"{stem}.jpg").write_bytes(_with_orientation(jpeg, value))
+        mask = (grabcut_folder / "masks" / f"{stem}.png").read_bytes()
+        (root / "masks" / f"{stem}.png").write_bytes(mask)
+    result = CliRunner().invoke(main, ["datasets", "verify", "--datasets", f"folder:{root},ignore=128"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if "WARN" in line]
+    assert len(warnings) == 1 and "124080.jpg: EXIF Orientation 3 (rotated 180" in warnings[0]
+    assert "cv2.imread" in warnings[0]
+    spec = get_dataset(f"folder:{root}")
+    (turned,) = spec.list_samples(root)[0].load()
+    upright = cv2.imread(str(root / "images" / "124080.jpg"))
+    assert np.array_equal(turned.image, cv2.cvtColor(upright, cv2.COLOR_BGR2RGB))
