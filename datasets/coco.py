@@ -17,6 +17,7 @@ suffix, instance ids `<entry>#<annotation id>`. Images are found at `DIR/file_na
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -121,6 +122,54 @@ def list_coco(root: Path, json_path: Path, name: str, crowd: str) -> list[Sample
         )
         refs.append(SampleRef(name, entry, (image_path, json_path), load))
     return refs
+
+
+def _rle(mask: np.ndarray) -> dict[str, Any]:
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def to_coco(refs: list[SampleRef]) -> tuple[dict[str, Any], list[str]]:
+    """Any dataset's entries as a COCO instance file (the inverse of `coco:`), and the
+    entries that could not be read (`path: problem`, left out).
+
+    Each instance becomes an RLE annotation; an image's ignore pixels become one `iscrowd`
+    annotation, which `coco:` reads back as ignore (crowd=ignore). `file_name` is relative to
+    the common folder of the images (give it as `images=` when reading the file back).
+    """
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    loaded = []
+    for ref in refs:
+        try:
+            loaded.append(ref.load())
+        except SampleError as exc:
+            skipped.append(str(exc))
+    paths = [s[0].image_path for s in loaded if s and s[0].image_path is not None]
+    base = Path(os.path.commonpath([p.parent for p in paths])) if paths else Path()
+    for image_id, samples in enumerate(loaded, 1):
+        first = samples[0]
+        h, w = first.gt.shape
+        name = first.image_path.relative_to(base).as_posix() if first.image_path else first.id
+        images.append({"id": image_id, "file_name": name, "height": h, "width": w})
+        void = np.zeros((h, w), dtype=bool)
+        for sample in samples:
+            obj = sample.gt == 1
+            void |= sample.gt == IGNORE
+            annotations.append(
+                {"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                 "iscrowd": 0, "area": int(obj.sum()), "segmentation": _rle(obj)}
+            )  # fmt: skip
+        if void.any():
+            annotations.append(
+                {"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                 "iscrowd": 1, "area": int(void.sum()), "segmentation": _rle(void)}
+            )  # fmt: skip
+    categories = [{"id": 1, "name": "object"}]
+    return {"images": images, "annotations": annotations, "categories": categories}, skipped
 
 
 def coco_dataset(json_path: Path, options: dict[str, Any], text: str) -> DatasetSpec:

@@ -46,22 +46,14 @@ def _rle(selected: np.ndarray) -> dict:
 
 @pytest.fixture(scope="module")
 def grabcut_coco(grabcut_folder) -> Path:
-    images, annotations = [], []
-    for index, image in enumerate(sorted((grabcut_folder / "images").iterdir()), 1):
-        mask = cv2.imread(str(grabcut_folder / "masks" / f"{image.stem}.png"), 0)
-        h, w = mask.shape
-        images.append({"id": index, "file_name": image.name, "height": h, "width": w})
-        for crowd, value in ((0, 255), (1, 128)):
-            if (mask == value).any():
-                annotations.append(
-                    {"id": len(annotations) + 1, "image_id": index, "category_id": 1,
-                     "iscrowd": crowd, "segmentation": _rle(mask == value)}
-                )  # fmt: skip
+    """`bench datasets to-coco`: object RLEs, the 128 band as an iscrowd region."""
     path = grabcut_folder.parent / "grabcut_coco.json"
-    categories = [{"id": 1, "name": "object"}]
-    path.write_text(
-        json.dumps({"images": images, "annotations": annotations, "categories": categories})
-    )
+    spec = f"folder:{grabcut_folder},ignore=128"
+    result = CliRunner().invoke(main, ["datasets", "to-coco", spec, "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(path.read_text())
+    assert len(data["images"]) == 50
+    assert sum(a["iscrowd"] for a in data["annotations"]) == 42  # 8 masks have no band
     return path
 
 
@@ -178,6 +170,13 @@ def test_split_keeps_options_with_their_spec():
         split_dataset_specs("ignore=3,grabcut")
 
 
+def test_two_datasets_of_one_name_in_a_run_are_refused(grabcut_folder, grabcut_coco, tmp_path):
+    specs = f"folder:{grabcut_folder},name=x,coco:{grabcut_coco},images=/tmp,name=x"
+    args = ["run", "--model", REVEAL, "--datasets", specs, "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "are both named 'x'" in result.output
+
+
 def test_own_data_may_not_take_a_registered_name(grabcut_folder):
     with pytest.raises(DatasetNameError, match="'davis' is already registered by"):
         get_dataset(f"folder:{grabcut_folder},name=davis")
@@ -238,7 +237,9 @@ def test_verify_warns_on_exif_orientation(grabcut_folder, tmp_path):
         (root / "images" / f"{stem}.jpg").write_bytes(_with_orientation(jpeg, value))
         mask = (grabcut_folder / "masks" / f"{stem}.png").read_bytes()
         (root / "masks" / f"{stem}.png").write_bytes(mask)
-    result = CliRunner().invoke(main, ["datasets", "verify", "--datasets", f"folder:{root},ignore=128"])
+    result = CliRunner().invoke(
+        main, ["datasets", "verify", "--datasets", f"folder:{root},ignore=128"]
+    )
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.output.splitlines() if "WARN" in line]
     assert len(warnings) == 1 and "124080.jpg: EXIF Orientation 3 (rotated 180" in warnings[0]

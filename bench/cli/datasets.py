@@ -211,5 +211,32 @@ def verify_command(data_root: Path | None, names: str | None, strict: bool) -> N
     click.echo(f"all checked datasets are sound{note}")
 
 
+@datasets.command(name="to-coco")
+@click.argument("spec")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@_DATA_ROOT
+def to_coco_command(spec: str, out: Path, data_root: Path | None) -> None:
+    """Write dataset SPEC (any --datasets form) as a COCO instance file with RLE masks.
+
+    Ignore pixels become iscrowd annotations, so `coco:OUT,images=DIR` reads the same
+    instances back; DIR is the images' folder (printed).
+    """
+    import json
+
+    from bench.datasets.coco import to_coco
+
+    (dspec,) = _selected(spec)
+    try:
+        root = dataset_root(dspec, data_root)
+        data, skipped = to_coco(dspec.list_samples(root))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for problem in skipped:
+        click.echo(f"  SKIPPED {problem}", err=True)
+    out.write_text(json.dumps(data))
+    n_images, n_anns = len(data["images"]), len(data["annotations"])
+    click.echo(f"{out}: {n_images} images, {n_anns} annotations (crowd = ignore)")
+
+
 if __name__ == "__main__":
     datasets()

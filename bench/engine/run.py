@@ -236,8 +236,15 @@ def run_one(request: RunRequest) -> dict[str, Any]:
 
     listings: dict[str, tuple[Path, list[SampleRef]]] = {}
     dataset_records: dict[str, dict[str, Any]] = {}
+    given: dict[str, str] = {}
     for name in request.datasets:
         dspec = get_dataset(name)
+        if dspec.name in given:
+            raise ValueError(
+                f"--datasets: {given[dspec.name]!r} and {name!r} are both named "
+                f"{dspec.name!r}; give one another name (name=...)"
+            )
+        given[dspec.name] = name
         root = dataset_root(dspec, request.data_root)
         refs = dspec.list_samples(root)
         listings[dspec.name] = (root, refs)
