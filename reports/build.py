@@ -14,11 +14,11 @@ from typing import Any
 import jinja2
 
 from bench.reports import figures as figs
-from bench.reports.compare import Flags, find_flags
+from bench.reports.compare import Flags, find_flags, for_display
 from bench.reports.export import html_view, write_table
 from bench.reports.qualitative import qualitative_figures
 from bench.reports.rclicks import split_dirs
-from bench.reports.runs import Run, load_runs
+from bench.reports.runs import Run, RunFolderError, collect_inputs, load_runs, unmatched_profiles
 from bench.reports.tables import (
     ReportTable,
     compute_table,
@@ -115,20 +115,38 @@ def _rclicks_section(folders: list[Path]) -> dict[str, Any]:
     }
 
 
+def default_hist_clicks(max_k: int) -> tuple[int, ...]:
+    """Clicks 1 and 5, or 1 and the runs' last click when they stop earlier."""
+    return tuple(sorted({1, min(DEFAULT_HIST_CLICKS[-1], max_k)}))
+
+
 def build_report(
     run_dirs: Sequence[Path | str],
     output: Path | str,
-    hist_clicks: Sequence[int] = DEFAULT_HIST_CLICKS,
+    hist_clicks: Sequence[int] | None = None,
     data_root: Path | str | None = None,
     title: str = "Interactive segmentation benchmark report",
     published: Sequence[str] | str | None = None,
 ) -> ReportOutput:
-    """`published`: the paper's other methods to add as published-only rows of Tables 2/3 and
-    as points in Figure 1 (`all`, reference keys or architectures; default none)."""
+    """`run_dirs`: run folders, folders of runs (`runs/`) and `bench profile --out` folders
+    (`bench.reports.runs.collect_inputs`). `hist_clicks`: the clicks of Figure 4 (default
+    `default_hist_clicks`). `published`: the paper's other methods to add as published-only
+    rows of Tables 2/3 and as points in Figure 1 (`all`, reference keys or architectures;
+    default none)."""
     output = Path(output)
-    plain_dirs, robustness_dirs = split_dirs([Path(d) for d in run_dirs])
-    runs = load_runs(plain_dirs)
+    inputs = collect_inputs(list(run_dirs))
+    if not inputs.runs:
+        given = ", ".join(str(d) for d in run_dirs) or "nothing"
+        raise RunFolderError(
+            f"no run folder (a folder with manifest.json written by `bench run`) in {given}"
+            + "".join(f"\n  {s}" for s in inputs.skipped)
+        )
+    plain_dirs, robustness_dirs = split_dirs(inputs.runs)  # a robustness folder: its base run
+    runs = load_runs(plain_dirs, inputs.profiles)
+    input_notes = inputs.skipped + unmatched_profiles(runs, inputs.profiles)
     max_k = min(run.max_clicks for run in runs)
+    if hist_clicks is None:
+        hist_clicks = default_hist_clicks(max_k)
     bad = [k for k in hist_clicks if not 1 <= k <= max_k]
     if bad:
         raise ValueError(f"--k {bad}: clicks must lie in 1..{max_k} (the runs' click limit)")
@@ -180,9 +198,9 @@ def build_report(
             version=_package_version(),
             generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             runs=[_run_view(r) for r in runs],
-            protocol=json.dumps(flags.protocol, sort_keys=True),
+            protocol=json.dumps(for_display(flags.protocol), sort_keys=True),
             click_models=sorted({r.click_model for r in runs}),
-            warnings=_warnings(flags, runs),
+            warnings=input_notes + _warnings(flags, runs),
             tables=table_views,
             figures=figures,
             qualitative_notes=qualitative_notes,
@@ -194,4 +212,4 @@ def build_report(
     all_figures += figures["histograms"] + figures["qualitative"]
     if rclicks and rclicks["curves"] is not None:
         all_figures.append(rclicks["curves"])
-    return ReportOutput(output, tables, files, all_figures, qualitative_notes)
+    return ReportOutput(output, tables, files, all_figures, input_notes + qualitative_notes)

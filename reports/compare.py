@@ -83,8 +83,20 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def for_display(value: Any) -> Any:
+    """Floats at 12 significant digits, so the official arange thresholds read 0.85, not
+    0.8500000000000001 (comparisons use the exact values)."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: for_display(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [for_display(v) for v in value]
+    return value
+
+
 def _describe(value: Any) -> str:
-    return "unset" if value is None else json.dumps(value, default=str)
+    return "unset" if value is None else json.dumps(for_display(value), default=str)
 
 
 def protocol_differences(protocol: dict[str, Any], reference: dict[str, Any]) -> list[str]:

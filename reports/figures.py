@@ -56,6 +56,19 @@ def _grid(n: int, width: float = 4.2, height: float = 3.2) -> tuple[Figure, list
     return fig, axes[:n]
 
 
+LEGEND_INSIDE_MAX = 8
+"""Up to this many entries a legend sits inside the axes; more would cover the data, so the
+legend moves to the right of the figure."""
+
+
+def place_legend(ax, fig: Figure, loc: str) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if len(labels) <= LEGEND_INSIDE_MAX:
+        ax.legend(fontsize=8, loc=loc)
+    else:
+        fig.legend(handles, labels, fontsize=8, loc="outside right upper")
+
+
 def run_gflops(run: Run) -> float | None:
     """GFLOPs in the paper's convention from the run's profile.csv (first matching row)."""
     profile = run.profile
@@ -205,7 +218,7 @@ def miou_curves(
             ax.set_ylabel("mIoU (%)")
             ax.set_title(dataset)
             ax.set_xticks(range(1, max(r.max_clicks for r in runs) + 1, 2))
-        axes[0].legend(fontsize=8, loc="lower right")
+        place_legend(axes[0], fig, "lower right")
     return FigureImage(
         "figure-miou",
         "Figures 3/5/9. mIoU@k convergence",
@@ -248,7 +261,10 @@ def iou_histograms(
             ax.set_xlabel(f"IoU@{k}")
             ax.set_ylabel("Instances (%)")
             ax.set_title(dataset)
-            ax.legend(fontsize=8, loc="upper left")
+            if ax is axes[0]:
+                place_legend(ax, fig, "upper left")
+            elif len(per_dataset[dataset]) <= LEGEND_INSIDE_MAX:
+                ax.legend(fontsize=8, loc="upper left")
     return FigureImage(
         f"figure4-k{k}",
         f"Figure 4. IoU@{k} histograms",

@@ -28,6 +28,10 @@ POSITIVE_COLOR = "#1db954"
 NEGATIVE_COLOR = "#e8112d"
 
 
+DISPLAY_SIDE = 1024
+"""Longest side, in pixels, of the images a panel draws (each subplot is ~3 inches wide)."""
+
+
 @dataclass(frozen=True)
 class Pick:
     rank: str  # "best" | "median" | "worst"
@@ -35,6 +39,12 @@ class Pick:
     noc90: int
     click: int  # prediction shown: after this click
     iou: float
+    reached: bool = True  # the instance reached 90 % IoU within its clicks
+
+    @property
+    def caption(self) -> str:
+        noc = f"NoC@90 {self.noc90}" if self.reached else f"90 % not reached in {self.click}"
+        return f"after click {self.click}: IoU {self.iou:.3f}, {noc}"
 
 
 def pick_instances(trajectories: pd.DataFrame, max_clicks: int) -> list[Pick]:
@@ -49,11 +59,23 @@ def pick_instances(trajectories: pd.DataFrame, max_clicks: int) -> list[Pick]:
         del chosen["median"]  # too few instances for a distinct median
     if chosen["worst"] == chosen["best"]:
         del chosen["worst"]
+    threshold = metrics.official_threshold(0.90)
     picks = []
     for rank, i in chosen.items():
         click = int(min(nocs[i], len(seqs[i])))
-        picks.append(Pick(rank, ids[i], int(nocs[i]), click, float(seqs[i][click - 1])))
+        reached = bool(np.any(np.asarray(seqs[i], np.float32) >= np.float32(threshold)))
+        picks.append(Pick(rank, ids[i], int(nocs[i]), click, float(seqs[i][click - 1]), reached))
     return picks
+
+
+def _shrunk(sample: Sample, mask: np.ndarray, clicks: pd.DataFrame):
+    """Image, ground truth, mask and clicks at most `DISPLAY_SIDE` pixels on a side (every
+    n-th pixel: what a panel can show anyway), so a huge image costs no more than a small one."""
+    step = max(1, -(-max(sample.gt.shape) // DISPLAY_SIDE))
+    if step == 1:
+        return sample.image, sample.gt, mask, clicks
+    clicks = clicks.assign(x=clicks["x"] / step, y=clicks["y"] / step)
+    return sample.image[::step, ::step], sample.gt[::step, ::step], mask[::step, ::step], clicks
 
 
 def load_sample(run: Run, cli_name: str, sample_id: str, data_root: Path | None) -> Sample:
@@ -85,23 +107,22 @@ def _panel(picks: list[tuple[Pick, Sample, np.ndarray, pd.DataFrame]], title: st
     fig = Figure(figsize=(9.6, 2.9 * len(picks)), layout="constrained")
     axes = fig.subplots(len(picks), 3, squeeze=False)
     fig.suptitle(title, fontsize=11)
-    for row, (pick, sample, mask, clicks) in zip(axes, picks):
-        row[0].imshow(sample.image)
+    for row, (pick, sample, full_mask, full_clicks) in zip(axes, picks):
+        image, gt, mask, clicks = _shrunk(sample, full_mask, full_clicks)
+        row[0].imshow(image)
         row[0].set_title(f"{pick.rank}: {pick.sample_id}", fontsize=9)
-        _overlay(row[1], sample.image, sample.gt == 1, (0.1, 0.4, 0.95))
-        ignore = np.zeros((*sample.gt.shape, 4), dtype=np.float32)
-        ignore[sample.gt == IGNORE] = (0.5, 0.5, 0.5, 0.7)
+        _overlay(row[1], image, gt == 1, (0.1, 0.4, 0.95))
+        ignore = np.zeros((*gt.shape, 4), dtype=np.float32)
+        ignore[gt == IGNORE] = (0.5, 0.5, 0.5, 0.7)
         row[1].imshow(ignore)
         row[1].set_title("ground truth (grey: ignored)", fontsize=9)
-        _overlay(row[2], sample.image, mask, (0.1, 0.85, 0.3))
+        _overlay(row[2], image, mask, (0.1, 0.85, 0.3))
         for positive, color in ((True, POSITIVE_COLOR), (False, NEGATIVE_COLOR)):
             shown = clicks[clicks["positive"] == positive]
             row[2].scatter(
                 shown["x"], shown["y"], s=40, c=color, edgecolors="white", linewidths=1.2
             )
-        row[2].set_title(
-            f"after click {pick.click}: IoU {pick.iou:.3f}, NoC@90 {pick.noc90}", fontsize=9
-        )
+        row[2].set_title(pick.caption, fontsize=9)
         for ax in row:
             ax.set_axis_off()
     return fig
@@ -114,7 +135,10 @@ def qualitative_figures(
     figures, notes = [], []
     for run in runs:
         if not (run.path / "masks").is_dir():
-            notes.append(f"{run.label}: no saved masks (run `bench run --save-masks`).")
+            notes.append(
+                f"{run.label}: no saved masks (run `bench run --save-masks` into a new --out, "
+                "or with --overwrite)."
+            )
             continue
         for cli_name in run.datasets():
             rows = run.trajectories[run.trajectories["dataset"] == cli_name]
@@ -125,9 +149,8 @@ def qualitative_figures(
                     if not mask_file.is_file():
                         notes.append(f"{run.label} / {cli_name}: {mask_file.name} not saved.")
                         continue
-                    masks = load_masks(mask_file)
+                    mask = load_masks(mask_file, pick.click)  # only the mask shown
                     sample = load_sample(run, cli_name, pick.sample_id, data_root)
-                    mask = masks[min(pick.click, masks.shape[0]) - 1]
                     if mask.shape != sample.gt.shape:
                         notes.append(
                             f"{run.label} / {cli_name} / {pick.sample_id}: saved mask "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,13 +154,112 @@ def _unique_labels(folders: list[Path], manifests: list[dict[str, Any]]) -> list
     return unique
 
 
-def load_runs(folders: list[Path | str]) -> list[Run]:
+@dataclass(frozen=True)
+class Inputs:
+    """What a list of command-line paths holds: run folders, folders holding only a
+    `profile.csv` (`bench profile --out DIR`), and why anything else was left out."""
+
+    runs: list[Path]
+    profiles: list[Path]
+    skipped: list[str]
+
+
+def _is_shard(manifest_path: Path) -> bool:
+    try:
+        return bool(json.loads(manifest_path.read_text()).get("shard"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def collect_inputs(paths: list[Path | str]) -> Inputs:
+    """Run folders given directly, or found one level inside a folder of runs (`runs/`).
+
+    A given path that is a run folder is always read (its errors are the user's to see). A
+    folder that is not one is looked into once: its run folders are read, `profile.csv`-only
+    folders give profiles, and everything else there (a crashed run's folder, a file) is left
+    out with a reason, as are shards (`bench merge` them first) found that way. Run folders
+    are never searched (a merged run's `shards/` stays out)."""
+    runs: list[Path] = []
+    profiles: list[Path] = []
+    skipped: list[str] = []
+    from bench.robustness import is_robustness_dir
+
+    for given in (Path(p) for p in paths):
+        if (given / "manifest.json").is_file() or is_robustness_dir(given):
+            runs.append(given)  # a robustness folder is read as one (`bench.reports.rclicks`)
+            continue
+        if (given / "profile.csv").is_file():
+            profiles.append(given)
+            continue
+        if not given.is_dir():
+            skipped.append(f"{given}: not a run folder; skipped")
+            continue
+        found = 0
+        for child in sorted(given.iterdir()):
+            if child.name.startswith("."):
+                continue
+            manifest = child / "manifest.json"
+            if is_robustness_dir(child):
+                runs.append(child)
+                found += 1
+            elif manifest.is_file():
+                if _is_shard(manifest):
+                    skipped.append(f"{child}: one shard of a run (merge the shards); skipped")
+                    continue
+                runs.append(child)
+                found += 1
+            elif (child / "profile.csv").is_file():
+                profiles.append(child)
+                found += 1
+            else:
+                skipped.append(f"{child}: not a run folder (no manifest.json); skipped")
+        if not found:
+            skipped.append(f"{given}: no manifest.json, and no run folder inside; skipped")
+    return Inputs(runs, profiles, skipped)
+
+
+def _model_profile(run_model: str, tables: list[pd.DataFrame]) -> pd.DataFrame | None:
+    """The rows of the profile tables that measured `run_model` (the `model` column of
+    `bench profile`); a run folder's own rows for another model are not its profile."""
+    rows = [
+        t if "model" not in t.columns else t[t["model"].astype(str) == run_model] for t in tables
+    ]
+    frame = pd.concat(rows, ignore_index=True) if rows else None
+    return frame if frame is not None and not frame.empty else None
+
+
+def load_runs(folders: list[Path | str], profiles: Sequence[Path | str] = ()) -> list[Run]:
+    """The runs, each with the `profile.csv` rows of its own model, from its folder and
+    from the profile folders given (`unmatched_profiles` says which rows fit no run)."""
     paths = [Path(f) for f in folders]
     if not paths:
         raise RunFolderError("no run folder given")
     manifests = [read_manifest(p) for p in paths]
     labels = _unique_labels(paths, manifests)
-    return [
-        Run(p, label, m, read_trajectories(p), read_profile(p))
-        for p, label, m in zip(paths, labels, manifests)
-    ]
+    shared = [t for t in (read_profile(Path(p)) for p in profiles) if t is not None]
+    runs = []
+    for p, label, m in zip(paths, labels, manifests):
+        own = read_profile(p)
+        tables = ([own] if own is not None else []) + shared
+        name = str((m.get("model") or {}).get("name") or p.name)
+        runs.append(Run(p, label, m, read_trajectories(p), _model_profile(name, tables)))
+    return runs
+
+
+def unmatched_profiles(runs: list[Run], profiles: Sequence[Path | str]) -> list[str]:
+    """A note per profiled model that no run has (a profile put in another model's folder
+    included), so a report never shows one model's compute beside another's accuracy."""
+    names = {run.model_name for run in runs}
+    notes = []
+    sources = [(run.path, read_profile(run.path)) for run in runs]
+    sources += [(Path(p), read_profile(Path(p))) for p in profiles]
+    for folder, table in sources:
+        if table is None or "model" not in table.columns:
+            continue
+        for model in dict.fromkeys(table["model"].astype(str)):
+            if model not in names:
+                notes.append(
+                    f"{folder / 'profile.csv'}: profile of {model}, which no run here evaluated; "
+                    "not shown"
+                )
+    return notes

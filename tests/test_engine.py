@@ -65,6 +65,7 @@ def test_batch8_reproduces_official_trajectories(name, layout, golden, data_root
     manifest = json.loads((out / "manifest.json").read_text())
     pipelined = layout == "pipelined"
     assert manifest["engine"] == {
+        "model_device": "cpu",
         "batch_size": 8,
         "batched_predictor": True,
         "effective_batch_size": 8,

@@ -100,7 +100,7 @@ REFUSED = [
     ("range", 1, "outside [0, 1]; return probabilities (apply the sigmoid to logits)"),
     ("none_return", 1, "predict() returned None"),
     ("list", 1, "predict() returned a list; expected an H x W numpy float array"),
-    ("raise", 2, "model failed: RuntimeError: predict failed on purpose"),
+    ("raise", 2, "model failed at click 2: RuntimeError: predict failed on purpose"),
     ("start_raise", 1, "model start failed: RuntimeError: start failed on purpose"),
 ]
 

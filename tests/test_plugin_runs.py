@@ -88,3 +88,74 @@ def test_a_model_with_two_colons_says_what_is_expected(tmp_path):
     )
     assert result.exit_code == 1 and "one colon" in result.output
     assert not (tmp_path / "r").exists()
+
+
+FAULTY = Path(__file__).parent / "plugins" / "faulty.py"
+
+
+def test_a_plugin_exception_names_its_click_and_traceback_shows_where(tmp_path, caplog):
+    model = f"{FAULTY}:make_predictor"
+    options = ("--model-option", "fault=raise", "--model-option", "target=*",
+               "--model-option", "at_click=2", "--limit", "1")  # fmt: skip
+    plain = bench_run(model, tmp_path / "plain", *options)
+    assert plain.exit_code == 1
+    assert "model failed at click 2: RuntimeError: predict failed on purpose" in plain.output
+    assert "Traceback" not in plain.output and "bench run --traceback" in plain.output
+    assert "Traceback" not in caplog.text
+    traced = bench_run(model, tmp_path / "traced", *options, "--traceback")
+    assert traced.exit_code == 1 and "bench run --traceback" not in traced.output
+    assert "Traceback (most recent call last)" in caplog.text  # logged as it happens
+    assert 'faulty.py", line' in caplog.text and "in _break" in caplog.text
+    (error,) = json.loads((tmp_path / "traced" / "manifest.json").read_text())["errors"]
+    assert "in _break" in error["traceback"] and "at click 2" in error["problem"]
+
+
+def test_save_masks_on_a_resume_is_refused_or_kept_never_silently_partial(tmp_path):
+    painter = f"{PAINTER}:make_predictor"
+    plain = tmp_path / "plain"
+    assert bench_run(painter, plain).exit_code == 0
+    late = bench_run(painter, plain, "--save-masks")
+    assert late.exit_code == 1 and "--save-masks" in late.output and "--overwrite" in late.output
+    assert not (plain / "masks").exists()
+    # A run started with masks keeps them for the entries a resume evaluates.
+    masked = tmp_path / "masked"
+    assert bench_run(painter, masked, "--save-masks").exit_code == 0
+    journal = masked / "journal.jsonl"
+    first, second = journal.read_text().splitlines()
+    journal.write_text(first + "\n")  # as if interrupted after the first entry
+    removed = json.loads(second)["instances"][0]["sample_id"]
+    (masked / "masks" / "demo" / f"{removed}.npz").unlink()
+    resumed = bench_run(painter, masked)  # without --save-masks
+    assert resumed.exit_code == 0, resumed.output
+    assert (masked / "masks" / "demo" / f"{removed}.npz").is_file()
+    assert json.loads((masked / "manifest.json").read_text())["save_masks"] is True
+
+
+ON_DEVICE = """
+import sys
+sys.path.insert(0, {plugins!r})
+from disk_painter import DiskPainter
+
+
+class OnDevice(DiskPainter):
+    def __init__(self, device="cuda:0", **options):
+        super().__init__(**options)
+        self.device = device  # where a deep factory put its network, whatever --device said
+
+
+def make(**options):
+    return OnDevice(**options)
+"""
+
+
+def test_pipelining_follows_the_device_the_model_is_on_not_the_option(tmp_path):
+    plugin = tmp_path / "on_device.py"
+    plugin.write_text(ON_DEVICE.format(plugins=str(PAINTER.parent)))
+    chosen = bench_run(f"{plugin}:make", tmp_path / "cuda", "--batch-size", "2")
+    assert chosen.exit_code == 0, chosen.output
+    engine = json.loads((tmp_path / "cuda" / "manifest.json").read_text())["engine"]
+    assert engine["model_device"] == "cuda:0" and engine["pipeline"] is True
+    told = bench_run(f"{plugin}:make", tmp_path / "cpu", "--batch-size", "2", "--device", "cpu")
+    assert told.exit_code == 0, told.output
+    engine = json.loads((tmp_path / "cpu" / "manifest.json").read_text())["engine"]
+    assert engine["model_device"] == "cpu" and engine["pipeline"] is False

@@ -372,6 +372,10 @@ def test_compute_table_and_bubble_chart_from_profile_csv(runs, tmp_path):
 
     run = tmp_path / "profiled"
     shutil.copytree(runs["reveal_grabcut"], run)
+    # A profile is shown only beside runs of the model it measured: this run stands for one.
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["model"]["name"] = "ritm-hrnet18s"
+    (run / "manifest.json").write_text(json.dumps(manifest))
     result = CliRunner().invoke(
         profile_command,
         ["--models", "ritm-hrnet18s", "--device", "meta", "--no-spc", "--out", str(run)],

@@ -29,6 +29,7 @@ def models_list() -> None:
     """Every model: family, weights needed or not, params, input size, checkpoints."""
     from bench.adapters import all_models
 
+    click.echo(f"{'name':24s} {'family':12s} {'weights':14s} {'params':>9s}  input size")
     for spec in all_models().values():
         params = f"{spec.params_m:.2f}M" if spec.params_m is not None else "-"
         weights = "needs weights" if spec.needs_weights else "no weights"

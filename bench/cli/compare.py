@@ -172,6 +172,18 @@ def _digits(row: dict[str, Any]) -> int:
     return 2 if row.get("lower_is_better", True) else 3
 
 
+def _difference_text(row: dict[str, Any]) -> str:
+    """`+0.12 [-0.30, +0.50]`; without an interval (a single shared instance, or no spread)
+    the bare difference and why, never `[+nan, +nan]`."""
+    d = _digits(row)
+    text = f"{row['difference']:+.{d}f}"
+    low, high = row["ci_low"], row["ci_high"]
+    if low != low or high != high:  # NaN: the bootstrap has nothing to resample
+        n = row.get("instances")
+        return text + (" [no CI: 1 instance]" if n == 1 else " [no CI]")
+    return text + f" [{low:+.{d}f}, {high:+.{d}f}]"
+
+
 def _print_pairs(rows: list[dict[str, Any]]) -> None:
     import pandas as pd
 
@@ -184,11 +196,7 @@ def _print_pairs(rows: list[dict[str, Any]]) -> None:
             "n": [r["instances"] for r in rows],
             "A": [f"{r['mean_a']:.{_digits(r)}f}" for r in rows],
             "B": [f"{r['mean_b']:.{_digits(r)}f}" for r in rows],
-            "A - B [95% CI]": [
-                f"{r['difference']:+.{_digits(r)}f} "
-                f"[{r['ci_low']:+.{_digits(r)}f}, {r['ci_high']:+.{_digits(r)}f}]"
-                for r in rows
-            ],
+            "A - B [95% CI]": [_difference_text(r) for r in rows],
             "Wilcoxon p": [format_p(r["p_value"]) for r in rows],
             "": [
                 _verdict(

@@ -21,6 +21,7 @@ def _parse_clicks(text: str) -> tuple[int, ...]:
 
 @click.command("report")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+# RUN_DIRS: run folders, folders of runs (`runs/`), and `bench profile --out` folders.
 @click.option(
     "-o",
     "--output",
@@ -32,9 +33,9 @@ def _parse_clicks(text: str) -> tuple[int, ...]:
 @click.option(
     "--k",
     "hist_clicks",
-    default="1,5",
-    show_default=True,
-    help="Clicks whose IoU distribution Figure 4 shows (comma-separated).",
+    default=None,
+    help="Clicks whose IoU distribution Figure 4 shows (comma-separated; default: 1,5, or 1 "
+    "and the runs' last click when they have fewer than 5).",
 )
 @click.option(
     "--data-root",
@@ -53,12 +54,16 @@ def _parse_clicks(text: str) -> tuple[int, ...]:
 def report_command(
     run_dirs: tuple[Path, ...],
     output: Path,
-    hist_clicks: str,
+    hist_clicks: str | None,
     data_root: Path | None,
     title: str,
     published: str,
 ) -> None:
-    """Render one self-contained HTML report from the RUN_DIRs written by `bench run`."""
+    """Render one self-contained HTML report from the RUN_DIRs written by `bench run`.
+
+    A folder of runs (`runs/`) stands for the runs inside it; entries that are not runs are
+    left out with a note. A `bench profile --out` folder adds its rows to the runs of the
+    models it profiled."""
     from bench.reports.build import build_report
     from bench.reports.runs import RunFolderError
 
@@ -66,7 +71,7 @@ def report_command(
         result = build_report(
             run_dirs,
             output,
-            _parse_clicks(hist_clicks),
+            None if hist_clicks is None else _parse_clicks(hist_clicks),
             data_root=data_root,
             title=title,
             published=[p for p in published.split(",") if p.strip()],

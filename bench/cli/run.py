@@ -104,6 +104,11 @@ def default_out(model: str) -> Path:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random click models.")
 @click.option("--overwrite", is_flag=True, help="Delete an existing run directory first.")
+@click.option(
+    "--traceback",
+    is_flag=True,
+    help="Print and keep (in manifest.json) the traceback of each instance the model fails on.",
+)
 @click.option("--no-progress", is_flag=True)
 def run_command(**kw: Any) -> None:
     """Evaluate a model on datasets with the official protocol; resumes an interrupted run.
@@ -163,6 +168,7 @@ def run_command(**kw: Any) -> None:
         shard=shard,
         harness_threads=kw["harness_threads"],
         pipeline=kw["pipeline"],
+        traceback=kw["traceback"],
     )
     try:
         manifest = run(request)
@@ -194,6 +200,9 @@ def run_command(**kw: Any) -> None:
 
     print_summary(summarize_run(read_trajectories(out), manifest), manifest)
     click.echo(f"run directory: {out}")
+    errors = manifest.get("errors") or []
+    if not kw["traceback"] and any(": model " in str(e.get("problem")) for e in errors):
+        click.echo("(bench run --traceback prints and keeps where the model failed)", err=True)
     if manifest.get("status") == "failed":
         n_errors = len(manifest.get("errors", []))
         click.echo(

@@ -29,6 +29,7 @@ a time through `start`/`predict`, exactly as before.
 from __future__ import annotations
 
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -110,9 +111,19 @@ def _warning_item(sample: Sample, text: str, ref: SampleRef) -> dict[str, str]:
     return {"path": str(sample.mask_path or sample.image_path or ref.id), "problem": text}
 
 
-def _instance_error(live: _Live, stage: str, exc: BaseException) -> dict[str, str]:
+def _instance_error(
+    live: _Live, stage: str, exc: BaseException, with_traceback: bool = False
+) -> dict[str, str]:
+    """{path, problem}; `problem` names the instance, the stage and, for a click's model call
+    or proposal, the click number (1-based). With `with_traceback`, the exception's formatted
+    traceback too, so a plugin author sees where it failed (`--traceback`)."""
     path = str(live.sample.image_path or live.entry.record.ref_id)
-    return {"path": path, "problem": f"{live.sample.id}: {stage}: {type(exc).__name__}: {exc}"}
+    click = len(live.state.clicks) + (stage == "click model failed")
+    where = stage if stage == "model start failed" else f"{stage} at click {click}"
+    error = {"path": path, "problem": f"{live.sample.id}: {where}: {type(exc).__name__}: {exc}"}
+    if with_traceback:
+        error["traceback"] = "".join(traceback.format_exception(exc)).rstrip()
+    return error
 
 
 @dataclass
@@ -144,7 +155,9 @@ class _Engine:
         keep_masks: bool,
         harness_threads: int,
         pipeline: bool,
+        tracebacks: bool = False,
     ) -> None:
+        self.tracebacks = tracebacks
         self.predictor = predictor
         self.dataset = dataset
         self.settings = settings
@@ -162,6 +175,9 @@ class _Engine:
         self._model_thread: ThreadPoolExecutor | None = None
 
     # --- entries and instances ------------------------------------------------------------
+    def _error(self, live: _Live, stage: str, exc: BaseException) -> dict[str, str]:
+        return _instance_error(live, stage, exc, self.tracebacks)
+
     def _enqueue(self, loaded: Loaded) -> None:
         record = EntryRecord(self.dataset, loaded.ref.id, loaded.index)
         if loaded.error is not None:
@@ -240,7 +256,7 @@ class _Engine:
                     raise
                 except Exception as exc:  # noqa: BLE001 - one failing instance keeps the others
                     outcomes.append(
-                        _Outcome(live, error=_instance_error(live, "model start failed", exc))
+                        _Outcome(live, error=self._error(live, "model start failed", exc))
                     )
                     continue
             ready.append(live)
@@ -253,7 +269,7 @@ class _Engine:
             raise
         except Exception as exc:  # noqa: BLE001 - isolated below
             if len(ready) == 1:
-                error = _instance_error(ready[0], "model failed", exc)
+                error = self._error(ready[0], "model failed", exc)
                 return outcomes + [_Outcome(ready[0], error=error)]
         for live in ready:
             try:
@@ -261,7 +277,7 @@ class _Engine:
             except GroundTruthHiddenError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one failing instance keeps the others
-                outcomes.append(_Outcome(live, error=_instance_error(live, "model failed", exc)))
+                outcomes.append(_Outcome(live, error=self._error(live, "model failed", exc)))
                 continue
             outcomes.append(_Outcome(live, probs[0], share))
         return outcomes
@@ -293,7 +309,7 @@ class _Engine:
         results = self._each(lambda inst: propose_click(inst.state, self.click_model), cohort)
         for inst, (click, exc, seconds) in zip(cohort, results):
             if exc is not None:  # e.g. a recorded click off the image
-                self._finish(inst, _instance_error(inst, "click model failed", exc))
+                self._finish(inst, self._error(inst, "click model failed", exc))
                 continue
             inst.harness_s += seconds
             if click is None:
@@ -313,7 +329,7 @@ class _Engine:
         for outcome, (pred, exc, seconds) in zip(scored, results):
             inst = outcome.live
             if exc is not None:  # a NaN map fails its instance only
-                self._finish(inst, _instance_error(inst, "model output refused", exc))
+                self._finish(inst, self._error(inst, "model output refused", exc))
                 continue
             if self.keep_masks:
                 inst.masks.append(pred)
@@ -391,6 +407,7 @@ def evaluate_dataset(
     keep_masks: bool = False,
     harness_threads: int = 1,
     pipeline: bool = False,
+    tracebacks: bool = False,
 ) -> None:
     """Evaluate `items` ((listing index, entry) pairs) of one dataset; results go to callbacks.
 
@@ -400,6 +417,7 @@ def evaluate_dataset(
     overlaps one cohort's model call with the other cohort's harness work (worth it when the
     network runs on a device that leaves the CPU free, as a GPU does). Neither changes a value:
     the store sees the same entries, possibly in another order, which it sorts back.
+    `tracebacks` adds each failing instance's traceback to its error (`--traceback`).
     """
     engine = _Engine(
         predictor,
@@ -412,5 +430,6 @@ def evaluate_dataset(
         keep_masks,
         harness_threads,
         pipeline,
+        tracebacks,
     )
     engine.run(items)

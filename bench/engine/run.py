@@ -9,6 +9,7 @@ datasets resolved, so a failed start leaves no empty run folder behind.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -33,7 +34,7 @@ from bench.engine.instance import ProtocolSettings
 from bench.engine.loop import evaluate_dataset
 from bench.engine.shards import Shard
 from bench.sample import SampleRef, is_oracle
-from bench.store import MANIFEST, EntryRecord, InstanceRecord, ResultStore, save_masks
+from bench.store import JOURNAL, MANIFEST, EntryRecord, InstanceRecord, ResultStore, save_masks
 from bench.store.manifest import identity_differences, run_status
 
 log = logging.getLogger("bench")
@@ -64,6 +65,7 @@ class RunRequest:
     shard: Shard | None = None  # this process's slice of every dataset
     harness_threads: int | None = None  # per-instance click rule and scoring; None = auto
     pipeline: bool | None = None  # overlap model and harness in two cohorts; None = on CUDA
+    traceback: bool = False  # keep (and print) the traceback of each failing instance
 
 
 def check_request(request: RunRequest) -> None:
@@ -81,21 +83,37 @@ def check_request(request: RunRequest) -> None:
             raise ValueError(f"{option} {value}: must be a whole number of at least 1")
 
 
-def engine_layout(request: RunRequest, batched: bool) -> dict[str, Any]:
+def model_device(predictor: Any, model_record: dict[str, Any], options: dict[str, Any]) -> str:
+    """Where the model really runs: what the predictor says (`describe()["device"]`, or a
+    `device` attribute), not the `--device` text, since deep factories pick CUDA by
+    themselves when it is available; the option, else "cpu", for predictors that do not say."""
+    described = (model_record.get("describe") or {}).get("device")
+    if described:
+        return str(described)
+    attribute = getattr(predictor, "device", None)
+    if attribute is not None and not callable(attribute):
+        return str(attribute)
+    return str(options.get("device") or "cpu")
+
+
+def engine_layout(request: RunRequest, batched: bool, device: str | None = None) -> dict[str, Any]:
     """How the engine runs: never what it computes (these choices change no click or IoU,
     so they are not part of a run's identity and a resume may change them).
 
     Auto choices: harness threads = min(batch size, CPU count, 8) (one at batch 1, the
-    official loop); pipelining only when the model runs on CUDA, where the CPU is free while
-    the network runs (on a CPU the network already keeps every core busy)."""
+    official loop); pipelining only when the model runs on CUDA (`model_device`), where the
+    CPU is free while the network runs (on a CPU the network already keeps every core busy)."""
+    if device is None:
+        device = str(request.model_options.get("device") or "cpu")
     batch = request.batch_size if batched else 1
     threads = request.harness_threads
     if threads is None:
         threads = min(batch, os.cpu_count() or 1, 8)
     pipeline = request.pipeline
     if pipeline is None:
-        pipeline = str(request.model_options.get("device", "cpu")).startswith("cuda")
+        pipeline = device.startswith("cuda")
     return {
+        "model_device": device,
         "batch_size": request.batch_size,
         "batched_predictor": batched,
         "effective_batch_size": batch,
@@ -259,11 +277,14 @@ def run_one(request: RunRequest) -> dict[str, Any]:
         }
 
     old = _read_manifest(request.out)
+    request = _masks_on_resume(request, old)
     predictor = make_predictor(spec, **request.model_options)
     _set_threads(request.threads)
     batched = supports_batch(predictor)
     if request.batch_size > 1 and not batched:
         log.warning("model %s has no predict_batch(); evaluating one instance at a time", spec.name)
+    model_record = _model_record(spec, request.model_options, predictor)
+    device = model_device(predictor, model_record, request.model_options)
     manifest: dict[str, Any] = {
         "schema": SCHEMA,
         "command": list(request.command),
@@ -271,13 +292,13 @@ def run_one(request: RunRequest) -> dict[str, Any]:
         "status": "running",
         "versions": library_versions(),
         "model": {
-            **_model_record(spec, request.model_options, predictor),
+            **model_record,
             "reference": request.reference,
         },
         "datasets": dataset_records,
         "protocol": settings.to_json(),
         "shard": request.shard.to_json() if request.shard else None,
-        "engine": engine_layout(request, batched),
+        "engine": engine_layout(request, batched, device),
         "threads": request.threads,
         "save_masks": request.save_masks,
         "device": device_info(),
@@ -291,6 +312,26 @@ def run_one(request: RunRequest) -> dict[str, Any]:
         return _evaluate(request, store, manifest, old, listings, predictor, click_model)
     finally:
         store.unlock()
+
+
+def _masks_on_resume(request: RunRequest, old: dict[str, Any] | None) -> RunRequest:
+    """A run saves masks for all of its entries or for none: a run started with
+    `--save-masks` keeps saving them when resumed without it; asking for them on a run with
+    entries already evaluated without them is refused (they would be missing from the report's
+    panels while the run says it saved masks)."""
+    if old is None or bool(old.get("save_masks")) == request.save_masks:
+        return request
+    if old.get("save_masks"):
+        log.info("%s was started with --save-masks; the resumed run saves them too", request.out)
+        return dataclasses.replace(request, save_masks=True)
+    journal = request.out / JOURNAL
+    done = journal.is_file() and journal.stat().st_size > 0
+    if not done:
+        return request
+    raise RunMismatchError(
+        f"--save-masks: {request.out} was started without it and holds entries evaluated "
+        "without masks; use --overwrite to evaluate them again with masks, or another --out"
+    )
 
 
 def _read_manifest(out: Path) -> dict[str, Any] | None:
@@ -404,6 +445,8 @@ def _run_dataset(
     def on_entry(entry: EntryRecord) -> None:
         for err in entry.errors:
             log.error("%s: skipped %s: %s: %s", name, entry.ref_id, err["path"], err["problem"])
+            if "traceback" in err:
+                log.error("%s", err["traceback"])
         for warning in entry.warnings:
             log.warning("%s: %s: %s: %s", name, entry.ref_id, warning["path"], warning["problem"])
         store.append(entry)
@@ -422,6 +465,7 @@ def _run_dataset(
             keep_masks=request.save_masks,
             harness_threads=engine["harness_threads"],
             pipeline=engine["pipeline"],
+            tracebacks=request.traceback,
         )
     finally:
         bar.close()

@@ -315,8 +315,20 @@ def save_masks(run_dir: Path, dataset: str, sample_id: str, masks: list[np.ndarr
     return path
 
 
-def load_masks(path: Path) -> np.ndarray:
+def load_masks(path: Path, click: int | None = None) -> np.ndarray:
+    """Every saved mask (clicks x H x W bool), or only the one after `click` (1-based; the
+    last one when the run stopped earlier) as H x W: unpacking just that mask's bytes keeps a
+    large image's report small (a 48-megapixel image's 20 masks are 1 GB as bools)."""
     with np.load(path) as data:
         shape = tuple(int(v) for v in data["shape"])
-        bits = np.unpackbits(data["packed"], count=int(np.prod(shape)))
-    return bits.reshape(shape).astype(bool)
+        packed = data["packed"]
+    if click is None:
+        bits = np.unpackbits(packed, count=int(np.prod(shape)))
+        return bits.reshape(shape).view(bool)
+    index = min(max(int(click), 1), shape[0]) - 1
+    size = shape[1] * shape[2]
+    first = index * size
+    start, offset = divmod(first, 8)
+    chunk = packed[start : (first + size + 7) // 8 + 1]
+    bits = np.unpackbits(chunk)[offset : offset + size]
+    return bits.reshape(shape[1:]).view(bool)
