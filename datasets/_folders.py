@@ -24,6 +24,7 @@ from bench.datasets._io import (
     read_color,
     read_rgb,
     stem_to_first_dot,
+    unresolved_links,
 )
 from bench.sample import Sample, SampleError, SampleRef
 
@@ -100,6 +101,7 @@ def check_folder_layout(root: Path, layout: FolderLayout) -> list[SampleError]:
     problems += [
         SampleError(p, "hidden file (not part of the dataset)") for p in hidden_entries(mask_dir)
     ]
+    problems += unresolved_links(image_dir) + unresolved_links(mask_dir)
     if not (image_dir.is_dir() and mask_dir.is_dir()):
         return problems
     stems: dict[str, list[Path]] = {}

@@ -121,6 +121,43 @@ def hidden_entries(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.startswith("."))
 
 
+def unresolved_links(folder: Path) -> list[SampleError]:
+    """Symbolic links that lead to no file (a loop, or a missing target): listing skips them,
+    as the official glob-and-read would fail on them, so `verify` says so."""
+    if not folder.is_dir():
+        return []
+    problems = []
+    for p in sorted(folder.iterdir()):
+        if p.is_symlink() and not p.is_file() and not p.is_dir():
+            try:
+                p.resolve(strict=True)
+                why = "points to something that is not a file"
+            except RuntimeError:
+                why = "is a loop of symbolic links"
+            except OSError:
+                why = "points to a missing file"
+            problems.append(SampleError(p, f"symbolic link that {why}; not listed"))
+    return problems
+
+
+def alpha_only_note(path: Path) -> str:
+    """ " (the object is only in the alpha channel ...)" for a mask whose colour channels are
+    empty but whose alpha channel draws something, else ""; masks are read without alpha."""
+    try:
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return ""
+    if raw is None or raw.ndim != 3 or raw.shape[2] != 4:
+        return ""
+    alpha = raw[:, :, 3]
+    if raw[:, :, :3].any() or alpha.min() == alpha.max():
+        return ""
+    return (
+        " (the object is drawn only in the alpha channel, which masks do not use: save the "
+        "mask with the object in its grey or colour values)"
+    )
+
+
 def stem_to_first_dot(name: str) -> str:
     """Official sample name to mask key: `image_name.split('.')[0]`."""
     return name.split(".")[0]
@@ -190,7 +227,7 @@ def make_samples(
         sid = sample_id if label is None else f"{sample_id}#{label}"
         if not np.any(gt == 1):
             what = "mask" if label is None else f"object {label}"
-            raise SampleError(mask_path, f"{what} has no object pixels")
+            raise SampleError(mask_path, f"{what} has no object pixels{alpha_only_note(mask_path)}")
         samples.append(
             Sample(sid, image, gt.astype(np.int8), dataset, image_path, mask_path, tuple(warnings))
         )

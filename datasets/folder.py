@@ -31,11 +31,13 @@ import tomllib
 from bench.datasets import DatasetSpec
 from bench.datasets._io import (
     ObjectMasks,
+    alpha_only_note,
     hidden_entries,
     make_samples,
     read_color,
     read_rgb,
     read_unchanged,
+    unresolved_links,
 )
 from bench.sample import IGNORE, Sample, SampleError, SampleRef
 
@@ -176,7 +178,10 @@ def _load(options: FolderOptions, image_path: Path, mask_path: Path | None) -> l
     image = read_rgb(image_path)
     objects = decode_mask(mask_path, options.rule, options.ignore)
     if not objects:
-        raise SampleError(mask_path, f"mask has no object pixels under rule={options.rule}")
+        raise SampleError(
+            mask_path,
+            f"mask has no object pixels under rule={options.rule}{alpha_only_note(mask_path)}",
+        )
     notes = mask_warnings(mask_path, options.rule, options.ignore)
     return make_samples(options.name, sid, image, image_path, mask_path, objects, notes)
 
@@ -200,6 +205,7 @@ def check_folder(root: Path, options: FolderOptions) -> list[SampleError]:
         SampleError(p, "hidden file (not listed)")
         for p in (*hidden_entries(image_dir), *hidden_entries(mask_dir))
     ]
+    problems += unresolved_links(image_dir) + unresolved_links(mask_dir)
     if not (image_dir.is_dir() and mask_dir.is_dir()):
         return problems
     problems += [

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from bench.store import PROTOCOL_COLUMNS, read_trajectories
 SIMULATED = ["jitter", "random-in-error", "border-distance", "first-click-random"]
 PLUGIN = Path(__file__).parent / "plugins" / "shifted_reveal.py"
 PROBE = f"{Path(__file__).parent / 'plugins' / 'batch_probe.py'}:make_predictor"
+FAULTY = f"{Path(__file__).parent / 'plugins' / 'faulty.py'}:make_predictor"
 BENCH = [sys.executable, "-m", "bench"]
 
 
@@ -375,19 +377,30 @@ def test_run_at_batch8_equals_batch1_and_the_direct_loop(spec, grabcut, data_roo
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", SIMULATED)
 def test_killed_and_resumed_run_equals_uninterrupted(spec, data_root, tmp_path):
+    """The kill lands at a known point, whatever the machine's load: the faulty plugin (the
+    golden fake, unbroken) pauses in its 11th `start()` and says so, after 10 entries are
+    journaled (batch 1 opens an instance only once the previous one is stored)."""
     full, killed = tmp_path / "full", tmp_path / "killed"
     bench_run(*run_args(data_root, full, spec, 50))
-    cmd = [*BENCH, *run_args(data_root, killed, spec, 50)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = run_args(data_root, killed, spec, 50)
+    cmd = [*BENCH, *args[:2], FAULTY, *args[3:]]
+    marker = tmp_path / "paused"
+    env = {
+        **os.environ,
+        "ISEG_FAULTS_PAUSE_AT_START": "11",
+        "ISEG_FAULTS_PAUSE_MARKER": str(marker),
+    }
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 300  # a guard against a hang, not a timing assumption
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the run never reached the pause"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
     journal = killed / "journal.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if journal.exists() and journal.read_bytes().count(b"\n") >= 10:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert 10 <= journal.read_bytes().count(b"\n") < 50, "the run must be killed mid-dataset"
+    assert journal.read_bytes().count(b"\n") == 10, "killed after exactly ten entries"
     subprocess.run(cmd, check=True, timeout=300, capture_output=True)
     pd.testing.assert_frame_equal(protocol_frame(killed), protocol_frame(full))
     manifest = json.loads((killed / "manifest.json").read_text())
