@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.datasets.orientation import orientation_warning
 from bench.sample import Sample, SampleError
 
 _JPEG_SUFFIXES = {".jpg", ".jpeg", ".jpe"}
@@ -212,10 +213,14 @@ def make_samples(
 
     Each gt must match the image size and contain object pixels: an empty object cannot be
     clicked (the official loop would divide 0 by 0), so it is a bad sample, not a result.
-    `warnings` ("path: what", see `Sample.warnings`) go to every instance of the image.
+    `warnings` ("path: what", see `Sample.warnings`) go to every instance of the image, with
+    one more for an image whose EXIF Orientation is not 1 (`orientation.py`).
     """
     if not objects:
         raise SampleError(mask_path, "annotation has no objects")
+    turned = orientation_warning(image_path)
+    if turned is not None:
+        warnings = (*warnings, f"{image_path}: {turned}")
     samples = []
     for label, gt in objects:
         if gt.shape != image.shape[:2]:

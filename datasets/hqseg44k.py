@@ -91,6 +91,27 @@ def list_hqseg44k(
     return refs
 
 
+def check_hqseg_layout(root: Path, subsets: tuple[Subset, ...] = SUBSETS) -> list[SampleError]:
+    """For `verify`: files the official `*.jpg` listing skips, and masks without an image."""
+    problems = []
+    for subset in subsets:
+        image_dir, mask_dir = root / subset.images, root / subset.masks
+        if not (image_dir.is_dir() and mask_dir.is_dir()):
+            continue
+        stems = set()
+        for path in sorted(image_dir.iterdir()):
+            if path.is_file() and path.suffix == ".jpg" and not path.name.startswith("."):
+                stems.add(path.stem)
+            elif path.is_file():
+                problems.append(SampleError(path, "not listed (the official loader reads *.jpg)"))
+        problems += [
+            SampleError(path, "mask without an image (never evaluated)")
+            for path in sorted(mask_dir.iterdir())
+            if path.is_file() and path.suffix == ".png" and path.stem not in stems
+        ]
+    return problems
+
+
 def with_rule(spec: DatasetSpec, rule: str = "segnext") -> DatasetSpec:
     """`hqseg44k,rule=hqsam`: the same images under HQ-SAM's > 128 rule."""
     if rule not in RULES:
@@ -122,6 +143,7 @@ def _register(name: str, subsets: tuple[Subset, ...]) -> DatasetSpec:
             "Only .jpg images are listed.",
             layout=tuple(p for s in subsets for p in (s.images, s.masks)),
             present_when=subsets[0].images,
+            check_layout=partial(check_hqseg_layout, subsets=subsets),
             options=with_rule,
             manifest={
                 "rule": "segnext: any channel > 0 (SegNext)",

@@ -3,8 +3,9 @@
 `cv2.imread`, and so every official loader, turns an image upright by its EXIF Orientation
 tag, and so does this harness (`_io.read_color`). A mask carries no such tag, so a tagged
 image whose mask was drawn on the stored (unrotated) pixels misaligns silently: with a 180
-degree turn the sizes still agree. `verify` therefore warns for every Orientation other
-than 1; the run keeps the official behaviour (the image is used upright).
+degree turn the sizes still agree. Loading such an image therefore adds a warning to its
+samples (`Sample.warnings`), which `bench run` records and `bench datasets verify` prints;
+the run keeps the official behaviour (the image is used upright).
 """
 
 from __future__ import annotations

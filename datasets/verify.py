@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.datasets import DatasetSpec, dataset_root
-from bench.datasets.orientation import orientation_warning
 from bench.sample import Sample, SampleError, SampleRef
 
 
@@ -99,10 +98,7 @@ def _check_entry(
         errors.append(Problem(str(ref.files[-1]), "duplicate instance ids in one entry"))
     files = tuple(p for s in samples for p in (s.mask_path, s.image_path) if p is not None)
     texts = dict.fromkeys(w for s in samples for w in s.warnings)  # one per image, in order
-    images = dict.fromkeys(s.image_path for s in samples if s.image_path is not None)
-    turned = [(p, orientation_warning(p)) for p in images]
     warned = [sample_warning(t, files) for t in texts] + extra
-    warned += [Problem(str(p), text) for p, text in turned if text]
     return [annotation_line(s) for s in samples], errors, warned
 
 

@@ -183,3 +183,15 @@ def test_eval_predictor_gets_the_initial_mask_as_previous_mask():
     net_input = prepare_inputs(PipelineConfig(None, with_flip=False), state, [Click(2, 2, True)])
     assert torch.equal(net_input.x[0, 3], torch.from_numpy(init.astype(np.float32)))
     assert not start_instance(image, "cpu").prev_prob.any()
+
+
+def test_hqseg44k_verify_names_the_files_the_official_listing_skips(trees):
+    from bench.datasets.verify import verify_dataset
+
+    report = verify_dataset(get_dataset("dis5k-vd"), trees)
+    assert (report.images, report.instances) == (2, 2)
+    warned = {Path(w.path).name: w.problem for w in report.warnings}
+    assert warned == {
+        "c_ignored.png": "not listed (the official loader reads *.jpg)",
+        "z_orphan.png": "mask without an image (never evaluated)",
+    }

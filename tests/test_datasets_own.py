@@ -248,3 +248,6 @@ def test_verify_warns_on_exif_orientation(grabcut_folder, tmp_path):
     (turned,) = spec.list_samples(root)[0].load()
     upright = cv2.imread(str(root / "images" / "124080.jpg"))
     assert np.array_equal(turned.image, cv2.cvtColor(upright, cv2.COLOR_BGR2RGB))
+    out, _ = _run(tmp_path, f"folder:{root},ignore=128", "--limit", "1", "--max-clicks", "1")
+    recorded = json.loads((out / "manifest.json").read_text())["warnings"]
+    assert any("EXIF Orientation 3" in json.dumps(w) for w in recorded), recorded
