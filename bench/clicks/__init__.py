@@ -10,6 +10,13 @@ A click model is `model(errors, clicks, context) -> Click | None`:
   torchrun run as in a plain one.
 Returning None ends the instance early (a recorded session that ran out of clicks).
 
+A model whose clicks follow from the image's earlier objects (RClicks seeds its generator once
+per image, and the objects of the image take turns on it) sets `model.objects_in_order = True`
+and keeps that state in `context.image_state`, a dict shared by the instances of one dataset
+entry. The engine then evaluates those instances one after another, in listing order, each to
+its end before the next one's first click (other entries still fill the batch). Entries are
+never split by shards or resume, so such a model is as reproducible as one using `rng`.
+
 `--click-model NAME[:ARG,k=v,...]` picks one; factories are named by import path and imported
 on use, like the model registry. `official` is the default and is the bit-exact official rule.
 """
@@ -39,9 +46,17 @@ class ClickContext:
     target: protocol.Target
     rng: np.random.Generator = field(repr=False)
     image: np.ndarray | None = field(default=None, repr=False)  # H x W x 3 uint8 RGB
+    # Shared by every instance of the same entry (image) in a run; see `objects_in_order`.
+    image_state: dict[Any, Any] = field(default_factory=dict, repr=False)
 
 
 ClickModel = Callable[[protocol.Errors, Sequence[Click], ClickContext], "Click | None"]
+
+
+def objects_in_order(model: ClickModel) -> bool:
+    """Whether the model needs an entry's instances evaluated one after another (see above)."""
+    return bool(getattr(model, "objects_in_order", False))
+
 
 CLICK_MODELS: dict[str, str] = {
     "official": "bench.clicks:official",

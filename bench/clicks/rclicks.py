@@ -19,15 +19,23 @@ Realistic Click Simulation for Benchmarking Interactive Segmentation", NeurIPS 2
    otherwise `np.random.choice(np.arange(H * W), p=probs.flatten())` on the legacy MT19937
    `RandomState`, which consumes exactly one double per click.
 
-Seeding: RClicks' `evaluate_functor` calls `setup_deterministic(args.seed)` (`--seed`,
-default 42), i.e. `np.random.seed(42)`, before the first click of every dataset index. Here
-every instance gets a fresh `RandomState(seed)` (option `seed`, default 42), so a run
-reproduces RClicks' clicks bit for bit on every dataset whose entries hold one object
-(GrabCut, Berkeley, DAVIS, COCO-MVal as RClicks loads them; tested on
-`golden/metrics/rclicks_clicker.json`). On an image with several objects RClicks lets the
-second object continue the first one's stream; we restart it per object, so that an
-instance's clicks never depend on which other instances ran before it (batches, shards,
-resume). This generator is independent of `bench run --seed`.
+Seeding, as RClicks' evaluation does it (emb-ai/rclicks `isegm/isegm/inference/evaluation.py`):
+`evaluate_functor(dataset, predictor, index, ...)` calls `setup_deterministic(args.seed)`
+(`--seed`, default 42: `np.random.seed(42)`) once per dataset index, i.e. per image, and then
+runs `evaluate_sample` for each of `sample.objects_ids` in turn, so the objects of an image
+take turns on one global stream: object j starts where object j - 1 stopped. How far that is
+depends on the run, not only on `max_clicks`: a click whose slice is empty (NaN, e.g. once the
+prediction is perfect) draws nothing, and the early stop (`max_iou_thr`) ends an object
+sooner. So the stream cannot be advanced by a fixed count; instead this model keeps one
+`RandomState(seed)` per image in `ClickContext.image_state` and declares `objects_in_order`,
+which makes the engine evaluate an image's instances one after another in listing order (the
+dataset's object order, RClicks' `objects_ids`: ascending ids on TETRIS), other images filling
+the batch meanwhile. An image is never split across shards or a resume (both work per entry),
+so batched, sharded, resumed and torchrun runs all give RClicks' clicks bit for bit, on
+single-object datasets (GrabCut, Berkeley, DAVIS, COCO-MVal as RClicks loads them; tested on
+`golden/metrics/rclicks_clicker.json`) and on multi-object images (TETRIS; tested against
+RClicks' per-image loop). Called directly with a context of its own, an instance starts a
+fresh stream. This generator is independent of `bench run --seed`.
 
 Priors (`rclicks/rclicks/clicksim.py`): `ud` = `uniform_model` (`error / error.max()`), `dt` =
 `distance_transform_model` (`dt / dt.max()` with `dt = cv2.distanceTransform(error * 255,
@@ -49,7 +57,6 @@ import importlib
 import importlib.util
 import sys
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -273,16 +280,15 @@ def rclicks(
     low, high = mass_bounds(mass, group)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"rclicks: seed must be an integer, got {seed!r}")
-    streams: weakref.WeakKeyDictionary[ClickContext, np.random.RandomState]
-    streams = weakref.WeakKeyDictionary()
-    lock = threading.Lock()
+    token = object()  # this model's key in an image's shared state
 
     def stream(ctx: ClickContext) -> np.random.RandomState:
-        with lock:
-            rng = streams.get(ctx)
-            if rng is None:
-                rng = streams[ctx] = np.random.RandomState(seed)
-            return rng
+        """The image's generator: made at its first object's first click, then carried on by
+        each later object (the engine runs them in order, one at a time)."""
+        rng = ctx.image_state.get(token)
+        if rng is None:
+            rng = ctx.image_state[token] = np.random.RandomState(seed)
+        return rng
 
     def model(errors: protocol.Errors, clicks: Sequence[Click], ctx: ClickContext) -> Click:
         rng = stream(ctx)
@@ -311,4 +317,5 @@ def rclicks(
             return official
         return Click(found[0], found[1], official.positive)
 
+    model.objects_in_order = True  # type: ignore[attr-defined]
     return model

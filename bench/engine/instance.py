@@ -78,16 +78,20 @@ def start_instance(
     seed: int = 0,
     image: np.ndarray | None = None,
     init_mask: np.ndarray | None = None,
+    image_state: dict[Any, Any] | None = None,
 ) -> InstanceState:
     """The state before the first click: the errors of an empty prediction, or of the
     dataset's initial mask where it gives one (ClickSEG `evaluation.py`: the first click
-    corrects `init_mask`, DAVIS-585 `sp`/`stm`)."""
+    corrects `init_mask`, DAVIS-585 `sp`/`stm`).
+
+    `image_state`: one dict shared by the instances of an entry (`ClickContext`)."""
     target = protocol.Target.from_gt(gt)
     start = np.zeros(gt.shape, dtype=bool) if init_mask is None else init_mask.astype(bool)
     if start.shape != gt.shape:
         raise ValueError(f"initial mask is {start.shape}, the ground truth {gt.shape}")
     rng = instance_rng(seed, dataset, sample_id)
-    context = ClickContext(dataset, sample_id, target, rng, image)
+    shared = {} if image_state is None else image_state
+    context = ClickContext(dataset, sample_id, target, rng, image, shared)
     return InstanceState(target, protocol.errors(target, start), context)
 
 

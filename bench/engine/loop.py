@@ -20,7 +20,10 @@ Every instance keeps its own protocol state and click-model generator, and the b
 predictor keeps its own per-instance state in a handle, so the clicks and IoUs do not depend
 on the batch size or on which instances share a call. An entry (one image with all its
 instances) is handed to `on_entry` when its last instance ends, in whatever order entries end;
-the store sorts them back into official order.
+the store sorts them back into official order. A click model with `objects_in_order`
+(`bench.clicks`: RClicks' per-image generator) gets an entry's instances one after another:
+the next one is queued (ahead of other entries) only when the previous one has ended, while
+other entries fill the rest of the batch.
 
 Predictors without the batched interface (`bench.adapters.supports_batch`) run one instance at
 a time through `start`/`predict`, exactly as before.
@@ -40,7 +43,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from bench.adapters import supports_batch
-from bench.clicks import ClickModel
+from bench.clicks import ClickModel, objects_in_order
 from bench.engine.instance import (
     InstanceState,
     ProtocolSettings,
@@ -72,6 +75,8 @@ class _Entry:
     errors: list[list[dict[str, str]]]
     remaining: int
     load_s: float  # decoding time per instance, charged to the harness at its first click
+    # Instances held back until the previous one ends (a click model with `objects_in_order`).
+    waiting: deque[tuple[int, Sample, InstanceState]] = field(default_factory=deque)
 
 
 @dataclass
@@ -91,7 +96,10 @@ def _load_entry(
     ref: SampleRef, dataset: str, seed: int
 ) -> tuple[list[Sample], list[InstanceState]]:
     samples = list(ref.load())
-    states = [start_instance(s.gt, dataset, s.id, seed, s.image, s.init_mask) for s in samples]
+    shared: dict[Any, Any] = {}  # ClickContext.image_state of this entry's instances
+    states = [
+        start_instance(s.gt, dataset, s.id, seed, s.image, s.init_mask, shared) for s in samples
+    ]
     return samples, states
 
 
@@ -162,6 +170,7 @@ class _Engine:
         self.dataset = dataset
         self.settings = settings
         self.click_model = click_model
+        self.in_order = objects_in_order(click_model)
         self.batched = supports_batch(predictor)
         self.capacity = max(1, batch_size) if self.batched else 1
         self.pipeline = pipeline and self.batched
@@ -196,7 +205,10 @@ class _Engine:
         n = len(samples)
         entry = _Entry(record, [None] * n, [[] for _ in range(n)], n, loaded.seconds / n)
         for slot, (sample, state) in enumerate(zip(samples, states)):
-            self.queue.append((entry, slot, sample, state))
+            if self.in_order and slot > 0:
+                entry.waiting.append((slot, sample, state))
+            else:
+                self.queue.append((entry, slot, sample, state))
 
     def _finish(self, live: _Live, error: dict[str, str] | None = None) -> None:
         entry = live.entry
@@ -210,6 +222,8 @@ class _Engine:
                 self.on_instance(live.record, live.masks)
         live.state.done = True
         entry.remaining -= 1
+        if entry.waiting:  # the next object of the image, before any other entry's
+            self.queue.appendleft((entry, *entry.waiting.popleft()))
         if entry.remaining == 0:
             entry.record.instances = [r for r in entry.results if r is not None]
             entry.record.errors += [e for errs in entry.errors for e in errs]
