@@ -158,3 +158,96 @@ def next_click(gt: np.ndarray, pred: np.ndarray, clicked: Iterable[tuple[int, in
     """
     target = Target.from_gt(gt)
     return next_click_from_errors(errors(target, pred), clicked)
+
+
+# --- boundary IoU ----------------------------------------------------------------------------
+
+BOUNDARY_DILATION_RATIO = 0.02
+"""Band width as a fraction of the image diagonal (Cheng et al., "Boundary IoU", CVPR 2021;
+sam-hq `train/utils/misc.py:mask_to_boundary`, RClicks `isegm/inference/utils.py`)."""
+
+_KERNEL = np.ones((3, 3), dtype=np.uint8)
+
+
+def boundary_width(shape: tuple[int, int], ratio: float = BOUNDARY_DILATION_RATIO) -> int:
+    """d = max(1, round(ratio * image diagonal)), Python's round as the official code."""
+    h, w = shape
+    return max(1, int(round(ratio * np.sqrt(h * h + w * w))))
+
+
+def _boundary_crop(mask: np.ndarray, d: int) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """The inner band of `mask` on its bounding box, and the box (r0, r1, c0, c1).
+
+    The official `mask_to_boundary` pads the whole mask by one zero pixel, erodes it `d`
+    times with a 3 x 3 square and keeps mask minus eroded: the pixels within Chebyshev
+    distance d of the background or of the image border. Outside the mask's bounding box
+    every pixel is background, so the same one-pixel zero frame around the box gives the
+    same band there, and the band is never outside the box."""
+    box = _bbox(mask)
+    if box is None:
+        return None
+    r0, r1, c0, c1 = box
+    crop = np.pad(mask[r0:r1, c0:c1], 1).view(np.uint8)
+    eroded = cv2.erode(crop, _KERNEL, iterations=d)[1:-1, 1:-1]
+    return crop[1:-1, 1:-1].astype(bool) & ~eroded.astype(bool), box
+
+
+def mask_boundary(mask: np.ndarray, d: int) -> np.ndarray:
+    """The official boundary band of a binary mask (bool, full size)."""
+    mask = np.asarray(mask, dtype=bool)
+    out = np.zeros(mask.shape, dtype=bool)
+    found = _boundary_crop(mask, d)
+    if found is not None:
+        band, (r0, r1, c0, c1) = found
+        out[r0:r1, c0:c1] = band
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class BoundaryTarget:
+    """The GT side of boundary IoU, prepared once per instance: the band of the object
+    (ignore pixels count as background when it is extracted), the valid-pixel mask, and the
+    number of band pixels that are valid."""
+
+    gt_band: np.ndarray
+    valid: np.ndarray | None  # None: no ignore pixel
+    n_gt_band: int
+    d: int
+
+    @classmethod
+    def from_gt(cls, gt: np.ndarray) -> BoundaryTarget:
+        d = boundary_width(gt.shape)
+        band = mask_boundary(gt == 1, d)
+        ignore = gt == IGNORE
+        valid = ~ignore if ignore.any() else None
+        n = int(np.count_nonzero(band if valid is None else band & valid))
+        return cls(band, valid, n, d)
+
+
+def boundary_iou_from_target(target: BoundaryTarget, pred: np.ndarray) -> float:
+    """RClicks' `get_boundary_iou` in float64: bands of the GT object and of the prediction,
+    then I = |pred band ∧ GT band ∧ valid|, U = |(pred band ∨ GT band) ∧ valid|. Ignore
+    pixels are dropped from both counts after the bands are extracted (sam-hq has no ignore
+    label: on a dataset without one the two agree). 0 / 0 (no band at all) is NaN.
+
+    Speed: the prediction's band lives on its bounding box, so the counts run there only;
+    |GT band ∧ valid| is prepared once, and U = |P| + |G| - I."""
+    found = _boundary_crop(np.asarray(pred, dtype=bool), target.d)
+    if found is None:
+        inter, n_pred = 0, 0
+    else:
+        band, (r0, r1, c0, c1) = found
+        if target.valid is not None:
+            band = band & target.valid[r0:r1, c0:c1]
+        n_pred = int(np.count_nonzero(band))
+        inter = int(np.count_nonzero(band & target.gt_band[r0:r1, c0:c1]))
+    union = n_pred + target.n_gt_band - inter
+    if union == 0:
+        return float("nan")
+    return inter / union
+
+
+def boundary_iou(gt: np.ndarray, pred: np.ndarray) -> float:
+    """Boundary IoU of a binary prediction against a tri-state GT (1 object, IGNORE, else
+    background), as RClicks' `get_boundary_iou(gt_mask, pred_mask, ignore_label=-1)`."""
+    return boundary_iou_from_target(BoundaryTarget.from_gt(np.asarray(gt)), pred)
