@@ -68,6 +68,7 @@ for _name, _target, _help in (
     ("summary", "bench.cli.summary:summary_command", "Metrics of one run; writes summary.csv."),
     ("merge", "bench.cli.merge:merge_command", "One run directory from shard directories."),
     ("compare", "bench.cli.compare:compare_command", "Paired tests between runs."),
+    ("rescore", "bench.cli.rescore:rescore_command", "Boundary IoU of an old run from its masks."),
     ("demo", "bench.cli.demo:demo_command", "Interactive segmentation in the browser."),
     ("datasets", "bench.cli.datasets:datasets", "Benchmark datasets: list and verify."),
     ("report", "bench.cli.report:report_command", "One self-contained HTML report from runs."),

@@ -28,6 +28,8 @@ class ProtocolSettings:
     stop_at_iou: float | None = None  # official early stop (float64 IoU >= value); None = never
     click_model: str = "official"  # `--click-model` text, parsed by bench.clicks
     seed: int = 0  # seeds each instance's click-model generator with its dataset and id
+    # Boundary IoU at every click (`biou`); a measurement, not part of the protocol's identity.
+    boundary_iou: bool = True
 
     def __post_init__(self) -> None:
         """Refuse settings no run can use, before a model is loaded or a folder created (the
@@ -49,6 +51,7 @@ class ProtocolSettings:
         from bench.metrics import noc_thresholds
 
         out = asdict(self)
+        del out["boundary_iou"]
         out["click_model"] = parse_click_model(self.click_model).to_json()
         target = 1.01 if self.stop_at_iou is None else self.stop_at_iou
         out["noc_thresholds"] = [float(t) for t in noc_thresholds(target)]
@@ -68,7 +71,10 @@ class InstanceState:
     context: ClickContext
     clicks: list[Click] = field(default_factory=list)
     ious: list[np.float32] = field(default_factory=list)
+    bious: list[np.float32] = field(default_factory=list)
     done: bool = False
+    boundary: protocol.BoundaryTarget | None = None  # the GT band, made at the first click
+    gt: np.ndarray | None = field(default=None, repr=False)
 
 
 def start_instance(
@@ -92,7 +98,7 @@ def start_instance(
     rng = instance_rng(seed, dataset, sample_id)
     shared = {} if image_state is None else image_state
     context = ClickContext(dataset, sample_id, target, rng, image, shared)
-    return InstanceState(target, protocol.errors(target, start), context)
+    return InstanceState(target, protocol.errors(target, start), context, gt=gt)
 
 
 def propose_click(state: InstanceState, model: ClickModel) -> Click | None:
@@ -157,6 +163,10 @@ def observe_prediction(state: InstanceState, prob: Any, settings: ProtocolSettin
     state.errors = protocol.errors(state.target, pred)
     value = protocol.iou_from_errors(state.target, state.errors)
     state.ious.append(np.float32(value))
+    if settings.boundary_iou:
+        if state.boundary is None:
+            state.boundary = protocol.BoundaryTarget.from_gt(state.gt)
+        state.bious.append(np.float32(protocol.boundary_iou_from_target(state.boundary, pred)))
     stop = settings.stop_at_iou is not None and value >= settings.stop_at_iou
     state.done = stop or len(state.clicks) >= settings.max_clicks
     return pred

@@ -217,6 +217,8 @@ class _Engine:
         else:
             live.record.clicks = [(c.y, c.x, c.positive) for c in live.state.clicks]
             live.record.ious = live.state.ious
+            live.record.bious = live.state.bious or None
+            live.record.gt_area = live.state.target.n_object
             entry.results[live.slot] = live.record
             if self.on_instance is not None:
                 self.on_instance(live.record, live.masks)

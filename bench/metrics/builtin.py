@@ -100,6 +100,24 @@ MIOU = register_metric(
 )
 
 
+MBIOU = register_metric(
+    MetricSpec(
+        pattern="mBIoU@<k>",
+        per_instance=biou_at_click,
+        aggregate="float32-mean",
+        lower_is_better=False,
+        fmt=".3f",
+        group="mbiou",
+        definition="mean over instances of the boundary IoU after click k (band width "
+        "max(1, round(0.02 x image diagonal)); ignore pixels dropped after banding)",
+        source="Cheng et al., Boundary IoU (CVPR 2021); sam-hq train/utils/misc.py:boundary_iou, "
+        "RClicks get_boundary_iou",
+        instance_prefix="BIoU@",
+        requires="biou",
+    )
+)
+
+
 def iou_auc_values(data: DatasetTrajectories, _: float | None) -> np.ndarray:
     """Trapezoid area under the IoU-vs-click curve over clicks 1..K (unit spacing), divided
     by K - 1, K = max clicks: (sum of IoUs - (first + last) / 2) / (K - 1). NaN for an

@@ -50,7 +50,7 @@ def dataset_trajectories(
         if "biou" in group and not group["biou"].isna().all():
             bious = _split(group["biou"], order, bounds)
         areas = None
-        if "gt_area" in group:
+        if "gt_area" in group and not group["gt_area"].isna().any():
             first = group.drop_duplicates("sample_id")
             areas = first["gt_area"].to_numpy(np.float64)
         out.append(
@@ -73,14 +73,14 @@ def _split(column: pd.Series, order: np.ndarray, bounds: np.ndarray) -> tuple[np
 
 
 def default_metric_names(data: DatasetTrajectories) -> list[str]:
-    """NoC@80/85/90/95, NoF@85/90/95, mIoU@k (and mBIoU@k where the run has `biou`) for every
-    click all instances reached, IoU-AUC."""
+    """NoC@80/85/90/95, NoF@85/90/95, mIoU@k and mBIoU@k for every click all instances
+    reached, IoU-AUC."""
     from bench.metrics.registry import known_patterns
 
     names = [f"NoC@{t}" for t in DEFAULT_NOC] + [f"NoF@{t}" for t in DEFAULT_NOF]
     names += [f"mIoU@{k}" for k in range(1, data.shortest + 1)]
     patterns = set(known_patterns())
-    if data.bious is not None and "mBIoU@<k>" in patterns:
+    if "mBIoU@<k>" in patterns:  # unavailable (NaN) in a run made before `biou`
         names += [f"mBIoU@{k}" for k in range(1, data.shortest + 1)]
     if "IoU-AUC" in patterns:
         names.append("IoU-AUC")

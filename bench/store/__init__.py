@@ -43,9 +43,12 @@ COLUMNS = [
     "model_s",
     "harness_s",
     "start_s",
+    "biou",
+    "gt_area",
 ]
 PROTOCOL_COLUMNS = COLUMNS[:7]
-"""The columns that identical runs reproduce exactly (the rest are timings)."""
+"""The columns that identical runs reproduce exactly (the rest are timings and the boundary IoU,
+absent (NaN) in runs made before it was stored)."""
 
 
 class RunLockedError(RuntimeError):
@@ -73,9 +76,11 @@ class InstanceRecord:
     model_s: list[float] = field(default_factory=list)
     harness_s: list[float] = field(default_factory=list)
     start_s: float = 0.0  # predictor.start / open_instance (a SAM encoder's whole cost)
+    bious: list[np.float32] | None = None  # boundary IoU per click (None: not computed)
+    gt_area: int | None = None  # object pixels of the GT (for metrics by object size)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "sample_id": self.sample_id,
             "clicks": [[int(y), int(x), bool(p)] for y, x, p in self.clicks],
             "ious": [_iou_to_json(v) for v in self.ious],
@@ -83,6 +88,11 @@ class InstanceRecord:
             "harness_s": [round(v, 9) for v in self.harness_s],
             "start_s": round(self.start_s, 9),
         }
+        if self.bious is not None:
+            out["bious"] = [_iou_to_json(v) for v in self.bious]
+        if self.gt_area is not None:
+            out["gt_area"] = int(self.gt_area)
+        return out
 
 
 @dataclass
@@ -271,6 +281,10 @@ class ResultStore:
                 rows["model_s"] += inst["model_s"]
                 rows["harness_s"] += inst["harness_s"]
                 rows["start_s"] += ([inst.get("start_s", 0.0)] + [0.0] * (n - 1)) if n else []
+                bious = inst.get("bious") or [None] * n
+                rows["biou"] += [math.nan if v is None else v for v in bious]
+                area = inst.get("gt_area")
+                rows["gt_area"] += [math.nan if area is None else float(area)] * n
         return pd.DataFrame(
             {
                 "dataset": pd.Series(rows["dataset"], dtype="string"),
@@ -283,6 +297,8 @@ class ResultStore:
                 "model_s": np.asarray(rows["model_s"], dtype=np.float64),
                 "harness_s": np.asarray(rows["harness_s"], dtype=np.float64),
                 "start_s": np.asarray(rows["start_s"], dtype=np.float64),
+                "biou": np.asarray(rows["biou"], dtype=np.float32),
+                "gt_area": np.asarray(rows["gt_area"], dtype=np.float64),
             }
         )
 

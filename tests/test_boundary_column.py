@@ -1,0 +1,83 @@
+"""The `biou` column of `bench run` against RClicks' own loop (golden/metrics/rclicks_clicker.json,
+baseline run: the official clicker and the protocol fake predictor, `get_boundary_iou` after
+every click), mBIoU@k, an old run without `biou`, and `bench rescore`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+from bench.store import read_trajectories
+
+PLUGIN = Path(__file__).parent / "plugins" / "shifted_reveal.py"
+
+
+@pytest.fixture(scope="module")
+def grabcut10(golden, data_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("biou") / "run"
+    args = ["run", "--model", f"{PLUGIN}:make_predictor", "--datasets", "grabcut"]
+    args += ["--data-root", str(data_root), "--limit", "10", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--no-progress", "--save-masks"])
+    assert result.exit_code == 0, result.output
+    reference = json.loads((golden / "metrics" / "rclicks_clicker.json").read_text())
+    baseline = next(r for r in reference["runs"] if r["prior"] == "baseline_no_click_model")
+    return out, baseline
+
+
+@pytest.mark.slow
+def test_biou_column_equals_rclicks_get_boundary_iou_after_every_click(grabcut10):
+    out, baseline = grabcut10
+    frame = read_trajectories(out)
+    assert frame["biou"].dtype == np.float32
+    groups = list(frame.groupby("sample_id", sort=False))
+    assert len(groups) == len(baseline["instances"]) == 10
+    for (_, group), inst in zip(groups, baseline["instances"]):
+        clicks = [[int(r.y), int(r.x), bool(r.positive)] for r in group.itertuples()]
+        assert clicks == [[c["y"], c["x"], c["positive"]] for c in inst["per_click"]]
+        expected = np.float32([c["biou"] for c in inst["per_click"]])
+        np.testing.assert_array_equal(group["biou"].to_numpy(), expected)
+    result = CliRunner().invoke(main, ["summary", str(out)])
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv(out / "summary.csv", index_col="dataset").loc["grabcut"]
+    for k in (1, 5, 20):
+        column = np.float32([inst["per_click"][k - 1]["biou"] for inst in baseline["instances"]])
+        assert row[f"mBIoU@{k}"] == pytest.approx(float(column.mean()), abs=1e-6)
+    assert row["mBIoU@5_lo"] < row["mBIoU@5"] < row["mBIoU@5_hi"]
+
+
+@pytest.mark.slow
+def test_old_run_says_unavailable_and_rescore_fills_biou_in(grabcut10, tmp_path):
+    import shutil
+
+    out, _ = grabcut10
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    original = read_trajectories(old)
+    journal = old / "journal.jsonl"
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    for entry in entries:
+        for inst in entry["instances"]:
+            del inst["bious"], inst["gt_area"]
+    journal.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    original.drop(columns=["biou", "gt_area"]).to_parquet(old / "trajectories.parquet")
+
+    result = CliRunner().invoke(main, ["summary", str(old)])
+    assert result.exit_code == 0, result.output
+    assert "mBIoU@5: unavailable, this run has no boundary IoU" in result.output
+    assert np.isnan(pd.read_csv(old / "summary.csv", index_col="dataset").loc["grabcut", "mBIoU@5"])
+
+    (old / "masks" / "grabcut" / "106024.npz").unlink()  # one instance without masks
+    result = CliRunner().invoke(main, ["rescore", str(old)])
+    assert result.exit_code == 0, result.output
+    assert "filled in for 9 instance(s)" in result.output and "grabcut/106024" in result.output
+    rescored = read_trajectories(old)
+    kept = rescored["sample_id"] != "106024"
+    np.testing.assert_array_equal(rescored["biou"][kept], original["biou"][kept])
+    assert rescored["biou"][~kept].isna().all()
+    np.testing.assert_array_equal(rescored["gt_area"], original["gt_area"])
