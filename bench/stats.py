@@ -164,10 +164,11 @@ def summarize_with_intervals(
     seed: int = SEED,
     names: str | Sequence[str] | None = None,
     stop_at_iou: float | None = None,
+    extra: Sequence[str] = (),
 ) -> pd.DataFrame:
     """`bench.metrics.summarize` with each metric followed by its `_lo` / `_hi` CI bounds;
     figures and intervals come from one evaluation of the trajectories."""
-    evaluations = metrics.evaluate(trajectories, names, max_clicks, nof_rule, stop_at_iou)
+    evaluations = metrics.evaluate(trajectories, names, max_clicks, nof_rule, stop_at_iou, extra)
     table = metrics.summary_frame(evaluations, trajectories)
     if table.empty:
         return table
@@ -187,19 +188,27 @@ def summarize_run(
     nof_rule: str = "official",
     names: str | Sequence[str] | None = None,
     seed: int = SEED,
+    extra: Sequence[str] = (),
+    by_size: bool = False,
 ) -> pd.DataFrame:
     """`summarize_with_intervals` under the protocol the run's manifest records (click limit,
-    early stop)."""
+    early stop); `by_size`: one row per dataset and COCO size bucket (index (dataset, size))."""
     protocol = manifest.get("protocol") or {}
     assert isinstance(protocol, Mapping)
-    return summarize_with_intervals(
+    if by_size:
+        trajectories = metrics.split_by_size(trajectories)
+    table = summarize_with_intervals(
         trajectories,
         int(protocol.get("max_clicks") or metrics.MAX_CLICKS),
         nof_rule=nof_rule,
         seed=seed,
         names=names,
         stop_at_iou=protocol.get("stop_at_iou"),
+        extra=extra,
     )
+    if by_size and not table.empty:
+        table.index = metrics.size_index(table.index)
+    return table
 
 
 # --- paired comparison ---------------------------------------------------------------------

@@ -81,3 +81,45 @@ def test_old_run_says_unavailable_and_rescore_fills_biou_in(grabcut10, tmp_path)
     np.testing.assert_array_equal(rescored["biou"][kept], original["biou"][kept])
     assert rescored["biou"][~kept].isna().all()
     np.testing.assert_array_equal(rescored["gt_area"], original["gt_area"])
+
+
+@pytest.mark.slow
+def test_gt_area_and_summary_by_size(grabcut10, golden):
+    """gt_area is the official loader's object pixel count (n_object of boundary_iou.json, the
+    same first 10 GrabCut instances); `--by size` rows hold each bucket's instances only."""
+    out, _ = grabcut10
+    cases = json.loads((golden / "metrics" / "boundary_iou.json").read_text())["cases"]
+    n_object = [int(c["n_object"]) for c in cases if c["dataset"] == "GrabCut"]
+    frame = read_trajectories(out)
+    areas = frame.drop_duplicates("sample_id")["gt_area"].tolist()
+    assert areas == n_object
+    result = CliRunner().invoke(main, ["summary", str(out), "--by", "size", "--metrics", "NoC@90"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "summary-by-size.csv", index_col=["dataset", "size"])
+    protocol = json.loads((golden / "protocol" / "GrabCut.json").read_text())["instances"][:10]
+    nocs = np.array([inst["noc"]["0.90"] for inst in protocol], float)
+    buckets = np.array(
+        ["small" if a < 32**2 else "medium" if a < 96**2 else "large" for a in n_object]
+    )
+    for bucket in dict.fromkeys(buckets):
+        row = table.loc[("grabcut", bucket)]
+        assert row["instances"] == (buckets == bucket).sum()
+        assert row["NoC@90"] == pytest.approx(nocs[buckets == bucket].mean(), abs=1e-12)
+
+
+def test_size_buckets_are_cocos_area_ranges():
+    from bench import metrics
+
+    rows = []
+    for i, area in enumerate([10, 1023, 1024, 9215, 9216, 50_000]):
+        for k, iou in enumerate([0.5, 0.95]):
+            rows.append(("d", f"s{i}", k + 1, iou, float(area)))
+    frame = pd.DataFrame(rows, columns=["dataset", "sample_id", "click", "iou", "gt_area"])
+    frame["iou"] = frame["iou"].astype(np.float32)
+    split = metrics.split_by_size(frame)
+    table = metrics.summarize(split, max_clicks=2, names="NoC@90")
+    table.index = metrics.size_index(table.index)
+    assert list(table.index) == [("d", "small"), ("d", "medium"), ("d", "large")]
+    assert table["instances"].tolist() == [2, 2, 2]
+    with pytest.raises(metrics.MetricError, match="rescore"):
+        metrics.split_by_size(frame.drop(columns="gt_area"))

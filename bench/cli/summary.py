@@ -110,12 +110,37 @@ def print_summary(table: Any, manifest: dict[str, Any], columns: list[str] | Non
     help="official: NoC == max clicks (a hit at the last click counts as a failure); "
     "never-reached: the threshold is never reached.",
 )
-def summary_command(run_dir: Path, nof_rule: str) -> None:
-    """Per-dataset NoC@85/90, NoF@85/90 and mIoU@k of a run, each with its 95% bootstrap
-    confidence interval; writes summary.csv (the bounds in `<metric>_lo` / `<metric>_hi`)."""
+@click.option(
+    "--metrics",
+    "metric_text",
+    default=None,
+    help="Metrics to show (comma-separated), e.g. NoC@85,NoC@95,NoF@95,mIoU@5,mBIoU@5,IoU-AUC; "
+    "any NoC@<percent>, NoF@<percent>, mIoU@<k>, mBIoU@<k>. Default: NoC and NoF at 85/90/95, "
+    "mIoU@1/5/10/20, mBIoU@5, IoU-AUC.",
+)
+@click.option(
+    "--by",
+    "by",
+    type=click.Choice(["dataset", "size"]),
+    default="dataset",
+    show_default=True,
+    help="size: a row per dataset and COCO object-size bucket (GT pixels < 32², 32²-96², "
+    "> 96²); writes summary-by-size.csv.",
+)
+def summary_command(run_dir: Path, nof_rule: str, metric_text: str | None, by: str) -> None:
+    """Per-dataset NoC, NoF, mIoU@k, mBIoU@k and IoU-AUC of a run, each with its 95% bootstrap
+    confidence interval; writes summary.csv (every metric of the default set and of --metrics,
+    the bounds in `<metric>_lo` / `<metric>_hi`)."""
+    from bench.metrics import MetricError, parse_metrics
     from bench.stats import summarize_run
     from bench.store import SUMMARY, read_trajectories
 
+    columns = None
+    if metric_text is not None:
+        try:
+            columns = [m.name for m in parse_metrics(metric_text)]
+        except MetricError as exc:
+            raise click.BadParameter(str(exc), param_hint="--metrics") from None
     manifest_path = run_dir / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
@@ -124,13 +149,19 @@ def summary_command(run_dir: Path, nof_rule: str) -> None:
         raise click.ClickException(f"{manifest_path}: not valid JSON ({exc})") from None
     except (FileNotFoundError, ValueError) as exc:  # no run here, or a corrupt journal line
         raise click.ClickException(str(exc)) from None
-    table = summarize_run(trajectories, manifest, nof_rule=nof_rule)
-    table.to_csv(run_dir / SUMMARY)
-    print_summary(table, manifest)
+    try:
+        table = summarize_run(
+            trajectories, manifest, nof_rule=nof_rule, extra=columns or (), by_size=by == "size"
+        )
+    except MetricError as exc:
+        raise click.ClickException(f"{run_dir}: {exc}") from None
+    path = run_dir / (SUMMARY if by == "dataset" else "summary-by-size.csv")
+    table.to_csv(path)
+    print_summary(table, manifest, columns)
     status = manifest.get("status")
     if status is not None and not str(status).startswith("complete"):
         click.echo(
             f"note: run status is {status!r}: these numbers cover its finished entries only",
             err=True,
         )
-    click.echo(f"wrote {run_dir / SUMMARY}")
+    click.echo(f"wrote {path}")

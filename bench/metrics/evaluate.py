@@ -100,14 +100,19 @@ def evaluate(
     max_clicks: int = official.MAX_CLICKS,
     nof_rule: str = "official",
     stop_at_iou: float | None = None,
+    extra: Iterable[str] = (),
 ) -> list[DatasetEvaluation]:
-    """Every dataset's per-instance values and figures for `names` (None: the default set)."""
+    """Every dataset's per-instance values and figures for `names` (None: the default set,
+    followed by the names in `extra`)."""
     chosen = None if names is None else parse_metrics(names)
+    extra = list(extra)
     out = []
     for data in dataset_trajectories(trajectories, max_clicks, nof_rule, stop_at_iou):
         if not len(data):
             continue
-        metrics = chosen if chosen is not None else parse_metrics(default_metric_names(data))
+        metrics = chosen
+        if metrics is None:
+            metrics = parse_metrics(default_metric_names(data) + extra)
         out.append(evaluate_dataset(data, metrics))
     return out
 
@@ -118,11 +123,12 @@ def per_instance(
     max_clicks: int = official.MAX_CLICKS,
     nof_rule: str = "official",
     stop_at_iou: float | None = None,
+    extra: Iterable[str] = (),
 ) -> pd.DataFrame:
     """One row per (dataset, sample_id) in stored order, one column per metric's instance
     column (`NoC@90`, `NoF@90` as 0/1, `IoU@5`, `BIoU@5`, `IoU-AUC`)."""
     frames = []
-    for ev in evaluate(trajectories, names, max_clicks, nof_rule, stop_at_iou):
+    for ev in evaluate(trajectories, names, max_clicks, nof_rule, stop_at_iou, extra):
         frame = ev.values.copy()
         frame.index = pd.MultiIndex.from_arrays(
             [[ev.data.dataset] * len(frame), list(frame.index)], names=["dataset", "sample_id"]
@@ -188,7 +194,36 @@ def summarize(
 
 
 def size_bucket(area: float) -> str:
+    """COCO's bucket of an object of `area` GT pixels."""
     for name, low, high in SIZE_BUCKETS:
         if low <= area < high:
             return name
     return SIZE_BUCKETS[-1][0]
+
+
+SIZE_SEPARATOR = "\x1f"
+
+
+def split_by_size(trajectories: pd.DataFrame) -> pd.DataFrame:
+    """The trajectories with each dataset split into its size buckets: `dataset` becomes
+    dataset + SIZE_SEPARATOR + bucket, datasets in first-seen order, buckets small to large
+    (`size_index` turns a summary's index back into (dataset, size))."""
+    if "gt_area" not in trajectories or trajectories["gt_area"].isna().any():
+        raise MetricError(
+            "no object sizes in this run (made before the gt_area column); "
+            "`bench rescore RUN` fills them in"
+        )
+    datasets = list(dict.fromkeys(trajectories["dataset"]))
+    buckets = [b for b, _, _ in SIZE_BUCKETS]
+    bucket = trajectories["gt_area"].map(size_bucket)
+    out = trajectories.assign(dataset=trajectories["dataset"].astype(str) + SIZE_SEPARATOR + bucket)
+    rank = trajectories["dataset"].map({d: i for i, d in enumerate(datasets)}) * len(buckets)
+    out["_order"] = rank + bucket.map({b: i for i, b in enumerate(buckets)})
+    out = out.sort_values("_order", kind="stable").drop(columns="_order")
+    return out.reset_index(drop=True)
+
+
+def size_index(index: pd.Index) -> pd.MultiIndex:
+    return pd.MultiIndex.from_tuples(
+        [tuple(str(v).split(SIZE_SEPARATOR, 1)) for v in index], names=["dataset", "size"]
+    )
