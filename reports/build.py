@@ -90,6 +90,12 @@ def _warnings(flags: Flags, runs: list[Run]) -> list[str]:
     out = [f"{label}: {p}" for label, problems in flags.runs.items() for p in problems]
     out += [f"{folder}: {p}" for folder, problems in flags.datasets.items() for p in problems]
     for run in runs:
+        traj = run.trajectories
+        if "biou" not in traj or traj["biou"].isna().all():
+            out.append(
+                f"{run.label}: no boundary IoU stored (a run made before the biou column): "
+                "mBIoU unavailable; `bench rescore RUN` fills it in from --save-masks masks."
+            )
         errors = run.manifest.get("errors") or []
         if errors:
             out.append(
@@ -127,12 +133,14 @@ def build_report(
     data_root: Path | str | None = None,
     title: str = "Interactive segmentation benchmark report",
     published: Sequence[str] | str | None = None,
+    metric_names: Sequence[str] | None = None,
 ) -> ReportOutput:
     """`run_dirs`: run folders, folders of runs (`runs/`) and `bench profile --out` folders
     (`bench.reports.runs.collect_inputs`). `hist_clicks`: the clicks of Figure 4 (default
     `default_hist_clicks`). `published`: the paper's other methods to add as published-only
     rows of Tables 2/3 and as points in Figure 1 (`all`, reference keys or architectures;
-    default none)."""
+    default none). `metric_names`: the columns of Tables 2/3 (registry names; default
+    NoC@85/90 and mIoU@10/20)."""
     output = Path(output)
     inputs = collect_inputs(list(run_dirs))
     if not inputs.runs:
@@ -151,12 +159,13 @@ def build_report(
     if bad:
         raise ValueError(f"--k {bad}: clicks must lie in 1..{max_k} (the runs' click limit)")
     flags = find_flags(runs)
-    summaries = summarize_runs(runs)
-    per_instance = per_instance_runs(runs)
+    extra = tuple(metric_names or ())
+    summaries = summarize_runs(runs, extra)
+    per_instance = per_instance_runs(runs, extra)
 
     tables = {
-        "noc": noc_table(runs, summaries, flags, per_instance, published),
-        "medical": medical_table(runs, summaries, flags, per_instance, published),
+        "noc": noc_table(runs, summaries, flags, per_instance, published, metric_names),
+        "medical": medical_table(runs, summaries, flags, per_instance, published, metric_names),
         "compute": compute_table(runs),
         "robustness": robustness_table(runs, summaries, flags, per_instance),
     }
@@ -173,6 +182,7 @@ def build_report(
     figures = {
         "bubble": figs.noc_vs_gflops(runs, summaries, natural, published),
         "curves": figs.miou_curves(runs, summaries, every),
+        "boundary_curves": figs.miou_curves(runs, summaries, every, prefix="mBIoU"),
         "histograms": [
             f
             for k in hist_clicks
@@ -208,7 +218,11 @@ def build_report(
         )
     )
     output.write_text(html, encoding="utf-8")
-    all_figures = [f for f in (figures["bubble"], figures["curves"]) if f is not None]
+    all_figures = [
+        f
+        for f in (figures["bubble"], figures["curves"], figures["boundary_curves"])
+        if f is not None
+    ]
     all_figures += figures["histograms"] + figures["qualitative"]
     if rclicks and rclicks["curves"] is not None:
         all_figures.append(rclicks["curves"])

@@ -190,12 +190,25 @@ def noc_vs_gflops(
 
 
 def miou_curves(
-    runs: list[Run], summaries: dict[str, pd.DataFrame], datasets: list[str]
+    runs: list[Run], summaries: dict[str, pd.DataFrame], datasets: list[str], prefix: str = "mIoU"
 ) -> FigureImage | None:
-    """Figures 3/5/9: mIoU after each click, one panel per dataset, one line per method."""
-    panels = [d for d in datasets if any(d in s.index for s in summaries.values())]
+    """Figures 3/5/9: mIoU after each click (`prefix="mBIoU"`: boundary IoU), one panel per
+    dataset, one line per method; a run without values (no `biou` stored) is left out and
+    named in the caption."""
+    pattern = re.escape(prefix) + r"@\d+"
+    without = [
+        r.label
+        for r in runs
+        if not any(
+            re.fullmatch(pattern, c) and summaries[r.label][c].notna().any()
+            for c in summaries[r.label].columns
+        )
+    ]
+    shown = [r for r in runs if r.label not in without]
+    panels = [d for d in datasets if any(d in summaries[r.label].index for r in shown)]
     if not panels:
         return None
+    runs = shown
     colors = method_colors([r.label for r in runs])
     with sns.axes_style("whitegrid"):
         fig, axes = _grid(len(panels))
@@ -204,28 +217,39 @@ def miou_curves(
                 summary = summaries[run.label]
                 if dataset not in summary.index:
                     continue
-                cols = [c for c in summary.columns if re.fullmatch(r"mIoU@\d+", c)]
+                cols = [c for c in summary.columns if re.fullmatch(pattern, c)]
                 ks = sorted(int(c.split("@")[1]) for c in cols)
-                values = [100 * float(summary.at[dataset, f"mIoU@{k}"]) for k in ks]
+                values = [100 * float(summary.at[dataset, f"{prefix}@{k}"]) for k in ks]
                 ax.plot(
                     ks, values, marker="o", markersize=3, color=colors[run.label], label=run.label
                 )
-                if all(f"mIoU@{k}_lo" in summary.columns for k in ks):
-                    low = [100 * float(summary.at[dataset, f"mIoU@{k}_lo"]) for k in ks]
-                    high = [100 * float(summary.at[dataset, f"mIoU@{k}_hi"]) for k in ks]
+                if all(f"{prefix}@{k}_lo" in summary.columns for k in ks):
+                    low = [100 * float(summary.at[dataset, f"{prefix}@{k}_lo"]) for k in ks]
+                    high = [100 * float(summary.at[dataset, f"{prefix}@{k}_hi"]) for k in ks]
                     ax.fill_between(ks, low, high, color=colors[run.label], alpha=0.15, lw=0)
             ax.set_xlabel("Number of clicks")
-            ax.set_ylabel("mIoU (%)")
+            ax.set_ylabel(f"{prefix} (%)")
             ax.set_title(dataset)
             ax.set_xticks(range(1, max(r.max_clicks for r in runs) + 1, 2))
         place_legend(axes[0], fig, "lower right")
-    return FigureImage(
-        "figure-miou",
-        "Figures 3/5/9. mIoU@k convergence",
-        "Mean IoU over instances after each click (bench.metrics.summarize); shaded: 95% "
-        "percentile bootstrap CI over instances.",
-        png_bytes(fig),
+    if prefix == "mIoU":
+        return FigureImage(
+            "figure-miou",
+            "Figures 3/5/9. mIoU@k convergence",
+            "Mean IoU over instances after each click (bench.metrics.summarize); shaded: 95% "
+            "percentile bootstrap CI over instances.",
+            png_bytes(fig),
+        )
+    caption = (
+        "Mean boundary IoU over instances after each click (band of max(1, round(0.02 x image "
+        "diagonal)) pixels, as HQ-SAM and RClicks); shaded: 95% percentile bootstrap CI."
     )
+    if without:
+        caption += (
+            " No boundary IoU stored (runs made before the biou column; `bench rescore RUN` "
+            "fills it in from saved masks): " + ", ".join(without) + "."
+        )
+    return FigureImage("figure-mbiou", "mBIoU@k convergence", caption, png_bytes(fig))
 
 
 def iou_histograms(

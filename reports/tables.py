@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bench import stats
+from bench import metrics, stats
+from bench.metrics import get_metric
 from bench.reports.compare import OFFICIAL_CLICK_MODEL, Flags, comparable_protocol
 from bench.reports.reference import published_compute, published_metric
 from bench.reports.runs import Run, short_model_name
@@ -72,26 +73,29 @@ def is_medical(dataset_label: str) -> bool:
     return dataset_label.split(" (", 1)[0] in MEDICAL_DATASETS
 
 
-def summarize_runs(runs: list[Run]) -> dict[str, pd.DataFrame]:
+def summarize_runs(runs: list[Run], extra: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
     """`bench.stats.summarize_run` per run (the metrics of `bench.metrics.summarize`, each
     with `_lo` / `_hi` CI bounds, under the run's own click limit and early stop), indexed by
     the official dataset name."""
     out = {}
     for run in runs:
-        summary = stats.summarize_run(run.trajectories, run.manifest)
+        summary = stats.summarize_run(run.trajectories, run.manifest, extra=extra)
         summary.index = [run.dataset_label(name) for name in summary.index]
         summary.index.name = "dataset"
         out[run.label] = summary
     return out
 
 
-def per_instance_runs(runs: list[Run]) -> dict[str, pd.DataFrame]:
+def per_instance_runs(runs: list[Run], extra: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
     """`bench.stats.per_instance_metrics` per run, the dataset level relabelled as in tables,
     for the paired tests between runs."""
     out = {}
     for run in runs:
-        frame = stats.per_instance_metrics(
-            run.trajectories, run.max_clicks, stop_at_iou=run.protocol.get("stop_at_iou")
+        frame = metrics.per_instance(
+            run.trajectories,
+            max_clicks=run.max_clicks,
+            stop_at_iou=run.protocol.get("stop_at_iou"),
+            extra=extra,
         )
         labels = [run.dataset_label(str(d)) for d in frame.index.get_level_values("dataset")]
         frame.index = pd.MultiIndex.from_arrays(
@@ -127,10 +131,15 @@ def _interval_text(low: float | None, high: float | None, spec: str = ".2f") -> 
 
 
 def _bold_best(
-    display_rows: list[list[float | None]], kinds: list[str], eligible: list[bool], lower: bool
+    display_rows: list[list[float | None]],
+    kinds: list[str],
+    eligible: list[bool],
+    lower: bool | Sequence[bool],
 ) -> list[list[bool]]:
-    """Best measured value of each column among comparable runs (ties all bold)."""
+    """Best measured value of each column among comparable runs (ties all bold); `lower` is
+    the direction of every column or of each."""
     n_cols = len(display_rows[0]) if display_rows else 0
+    lowers = [lower] * n_cols if isinstance(lower, bool) else list(lower)
     bold = [[False] * n_cols for _ in display_rows]
     for col in range(n_cols):
         candidates = [
@@ -140,7 +149,7 @@ def _bold_best(
         ]
         if len(candidates) < 2:
             continue
-        best = min(candidates) if lower else max(candidates)
+        best = min(candidates) if lowers[col] else max(candidates)
         for i, (row, kind, ok) in enumerate(zip(display_rows, kinds, eligible)):
             if (
                 kind == "measured"
@@ -152,10 +161,16 @@ def _bold_best(
     return bold
 
 
+PERCENT_GROUPS = ("miou", "mbiou", "auc")
+
+
+def metric_scale(name: str) -> float:
+    """Tables show IoU-like metrics in percent, as the papers do; clicks and counts as is."""
+    return 100.0 if get_metric(name).group in PERCENT_GROUPS else 1.0
+
+
 def per_instance_column(metric: str) -> str:
     """The per-instance column behind a summary metric: `mIoU@10` is the mean of `IoU@10`."""
-    from bench.metrics import get_metric
-
     return get_metric(metric).instance_column
 
 
@@ -251,12 +266,14 @@ def _metric_table(
     *,
     key: str,
     title: str,
-    scale: float,
-    lower_is_better: bool,
+    scale: float | None = None,
+    lower_is_better: bool | None = None,
     per_instance: dict[str, pd.DataFrame] | None = None,
     paper_table: int | None = None,
     published: Sequence[str] | str | None = None,
 ) -> ReportTable:
+    """`scale` / `lower_is_better` None: each metric's own, from the registry (IoU-like
+    metrics in percent)."""
     columns = pd.MultiIndex.from_arrays(
         [
             [
@@ -268,6 +285,11 @@ def _metric_table(
         ]
     )
     column_keys = [(d, m) for d in datasets for m in metric_names]
+    scales = [metric_scale(m) if scale is None else scale for _, m in column_keys]
+    lowers = [
+        get_metric(m).lower_is_better if lower_is_better is None else lower_is_better
+        for _, m in column_keys
+    ]
     if not column_keys:
         runs = []  # nothing of this table was evaluated: an empty table
     values: list[list[float | None]] = []
@@ -282,13 +304,13 @@ def _metric_table(
         summary = summaries[run.label]
         label = run.label + (FLAG_MARK if flags.run_flagged(run.label) else "")
         measured = [_value(summary, d, m) for d, m in column_keys]
-        measured = [None if v is None else v * scale for v in measured]
+        measured = [None if v is None else v * f for v, f in zip(measured, scales)]
         bounds = [
             (_value(summary, d, f"{m}_lo"), _value(summary, d, f"{m}_hi")) for d, m in column_keys
         ]
         bounds = [
-            (None, None) if lo is None or hi is None else (lo * scale, hi * scale)
-            for lo, hi in bounds
+            (None, None) if lo is None or hi is None else (lo * f, hi * f)
+            for (lo, hi), f in zip(bounds, scales)
         ]
         published_values = [published_metric(run.reference, d, m) for d, m in column_keys]
         if all(v is None for v in measured) and all(p is None for p in published_values):
@@ -373,7 +395,7 @@ def _metric_table(
                             "published_source": c[1],
                         }
                     )
-    bold = _bold_best(values, [r.kind for r in rows], eligible, lower_is_better)
+    bold = _bold_best(values, [r.kind for r in rows], eligible, lowers)
     # A column whose runs saw different samples is not ranked.
     for col, (d, _) in enumerate(column_keys):
         if flags.dataset_flagged(d):
@@ -381,6 +403,7 @@ def _metric_table(
                 row[col] = False
     marks = [[""] * len(column_keys) for _ in rows]
     tests: dict[tuple[str, str], BestTest] = {}
+    scale_of = {key: f for key, f in zip(column_keys, scales)}
     if per_instance is not None:
         for col, (d, m) in enumerate(column_keys):
             if not any(row[col] for row in bold):
@@ -391,7 +414,7 @@ def _metric_table(
                 if rows[i].kind == "measured" and eligible[i] and values[i][col] is not None
             }
             candidates = {lb: v for lb, v in candidates.items() if lb is not None}
-            test = best_vs_runner_up(candidates, per_instance, d, m, lower_is_better)
+            test = best_vs_runner_up(candidates, per_instance, d, m, lowers[col])
             if test is None:
                 continue
             tests[(d, m)] = test
@@ -401,7 +424,9 @@ def _metric_table(
         test = tests.get((record["dataset"], record["metric"]))
         if test is not None and record["method"] == test.best:
             record["runner_up"] = test.runner_up
-            record["difference_vs_runner_up"] = test.comparison.difference * scale
+            record["difference_vs_runner_up"] = (
+                test.comparison.difference * scale_of[(record["dataset"], record["metric"])]
+            )
             record["p_vs_runner_up"] = test.comparison.p_value
             record["significant_vs_runner_up"] = test.significant
     index = pd.Index([r.label for r in rows])
@@ -465,17 +490,46 @@ def _flag_notes(runs: list[Run], flags: Flags, datasets: list[str]) -> list[str]
     return notes
 
 
+def _chosen_title(table: str, names: Sequence[str]) -> str:
+    directions = sorted({"lower" if get_metric(m).lower_is_better else "higher" for m in names})
+    percent = any(metric_scale(m) != 1.0 for m in names)
+    return (
+        f"{table}. {' / '.join(names)} ("
+        + (
+            f"{directions[0]} is better"
+            if len(directions) == 1
+            else "NoC / NoF: lower is better, IoU: higher is better"
+        )
+        + ("; IoU metrics in %" if percent else "")
+        + "; best comparable run in bold)"
+    )
+
+
 def noc_table(
     runs: list[Run],
     summaries: dict[str, pd.DataFrame],
     flags: Flags,
     per_instance: dict[str, pd.DataFrame] | None = None,
     published: Sequence[str] | str | None = None,
+    metric_names: Sequence[str] | None = None,
 ) -> ReportTable:
-    """Table 2: NoC@85/90 per dataset and method with 95% CIs, beside the published values;
-    `published` adds the paper's other methods as published-only rows
-    (`published_selector`)."""
+    """Table 2: NoC@85/90 (or `metric_names`, the report's `--metrics`) per dataset and method
+    with 95% CIs, beside the published values; `published` adds the paper's other methods as
+    published-only rows (`published_selector`)."""
     datasets = ordered_datasets(summaries, lambda d: not is_medical(d))
+    if metric_names is not None:
+        return _metric_table(
+            runs,
+            summaries,
+            flags,
+            datasets,
+            tuple(metric_names),
+            key="table2-noc",
+            title=_chosen_title("Table 2", metric_names),
+            per_instance=per_instance,
+            paper_table=2,
+            published=published,
+        )
     return _metric_table(
         runs,
         summaries,
@@ -498,9 +552,24 @@ def medical_table(
     flags: Flags,
     per_instance: dict[str, pd.DataFrame] | None = None,
     published: Sequence[str] | str | None = None,
+    metric_names: Sequence[str] | None = None,
 ) -> ReportTable:
-    """Table 3: mIoU@10 / mIoU@20 (percent) on the medical datasets, with 95% CIs."""
+    """Table 3: mIoU@10 / mIoU@20 (percent; or `metric_names`, the report's `--metrics`) on
+    the medical datasets, with 95% CIs."""
     datasets = ordered_datasets(summaries, is_medical)
+    if metric_names is not None:
+        return _metric_table(
+            runs,
+            summaries,
+            flags,
+            datasets,
+            tuple(metric_names),
+            key="table3-medical-miou",
+            title=_chosen_title("Table 3 (medical images)", metric_names),
+            per_instance=per_instance,
+            paper_table=3,
+            published=published,
+        )
     return _metric_table(
         runs,
         summaries,

@@ -51,12 +51,10 @@ def test_biou_column_equals_rclicks_get_boundary_iou_after_every_click(grabcut10
     assert row["mBIoU@5_lo"] < row["mBIoU@5"] < row["mBIoU@5_hi"]
 
 
-@pytest.mark.slow
-def test_old_run_says_unavailable_and_rescore_fills_biou_in(grabcut10, tmp_path):
+def make_old(out: Path, old: Path) -> pd.DataFrame:
+    """A copy of run `out` as a run made before the biou / gt_area columns existed."""
     import shutil
 
-    out, _ = grabcut10
-    old = tmp_path / "old"
     shutil.copytree(out, old)
     original = read_trajectories(old)
     journal = old / "journal.jsonl"
@@ -66,6 +64,17 @@ def test_old_run_says_unavailable_and_rescore_fills_biou_in(grabcut10, tmp_path)
             del inst["bious"], inst["gt_area"]
     journal.write_text("".join(json.dumps(e) + "\n" for e in entries))
     original.drop(columns=["biou", "gt_area"]).to_parquet(old / "trajectories.parquet")
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["model"]["name"] = "old-golden"
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    return original
+
+
+@pytest.mark.slow
+def test_old_run_says_unavailable_and_rescore_fills_biou_in(grabcut10, tmp_path):
+    out, _ = grabcut10
+    old = tmp_path / "old"
+    original = make_old(out, old)
 
     result = CliRunner().invoke(main, ["summary", str(old)])
     assert result.exit_code == 0, result.output
@@ -123,3 +132,24 @@ def test_size_buckets_are_cocos_area_ranges():
     assert table["instances"].tolist() == [2, 2, 2]
     with pytest.raises(metrics.MetricError, match="rescore"):
         metrics.split_by_size(frame.drop(columns="gt_area"))
+
+
+@pytest.mark.slow
+def test_report_tables_follow_metrics_and_mbiou_curve(grabcut10, tmp_path):
+    from bench.reports.build import build_report
+
+    out, baseline = grabcut10
+    make_old(out, tmp_path / "old")
+    names = ["NoC@90", "NoF@95", "mBIoU@5", "IoU-AUC"]
+    report = build_report([out, tmp_path / "old"], tmp_path / "r.html", (1,), metric_names=names)
+    table = report.tables["noc"]
+    assert [m for _, m in table.display.columns] == names
+    new_row = table.display.iloc[0]
+    mbiou5 = np.float32([inst["per_click"][4]["biou"] for inst in baseline["instances"]]).mean()
+    assert new_row[("GrabCut", "mBIoU@5")] == f"{100 * mbiou5:.2f}"  # percent, as papers print
+    old_row = table.display.iloc[1]
+    assert old_row[("GrabCut", "mBIoU@5")] == "–" and old_row[("GrabCut", "NoC@90")] != "–"
+    figures = {f.key: f for f in report.figures}
+    assert "figure-mbiou" in figures and "old-golden" in figures["figure-mbiou"].caption
+    html = (tmp_path / "r.html").read_text()
+    assert "old-golden: no boundary IoU stored" in html and "mBIoU unavailable" in html

@@ -51,6 +51,14 @@ def _parse_clicks(text: str) -> tuple[int, ...]:
     help="The paper's other methods as published-only rows of Tables 2/3 and points in "
     "Figure 1: none, all, or comma-separated keys (simpleclick-vit-h/sbd) or architectures.",
 )
+@click.option(
+    "--metrics",
+    "metric_text",
+    default=None,
+    help="Columns of Tables 2/3 (comma-separated registry names), e.g. "
+    "NoC@85,NoC@90,NoC@95,NoF@95,mIoU@5,mBIoU@5,IoU-AUC. Default: NoC@85/90 in Table 2, "
+    "mIoU@10/20 in Table 3.",
+)
 def report_command(
     run_dirs: tuple[Path, ...],
     output: Path,
@@ -58,14 +66,23 @@ def report_command(
     data_root: Path | None,
     title: str,
     published: str,
+    metric_text: str | None,
 ) -> None:
     """Render one self-contained HTML report from the RUN_DIRs written by `bench run`.
 
     A folder of runs (`runs/`) stands for the runs inside it; entries that are not runs are
     left out with a note. A `bench profile --out` folder adds its rows to the runs of the
     models it profiled."""
+    from bench.metrics import MetricError, parse_metrics
     from bench.reports.build import build_report
     from bench.reports.runs import RunFolderError
+
+    metric_names = None
+    if metric_text is not None:
+        try:
+            metric_names = [m.name for m in parse_metrics(metric_text)]
+        except MetricError as exc:
+            raise click.BadParameter(str(exc), param_hint="--metrics") from None
 
     try:
         result = build_report(
@@ -75,6 +92,7 @@ def report_command(
             data_root=data_root,
             title=title,
             published=[p for p in published.split(",") if p.strip()],
+            metric_names=metric_names,
         )
     except (RunFolderError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
