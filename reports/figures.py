@@ -70,15 +70,26 @@ def place_legend(ax, fig: Figure, loc: str) -> None:
 
 
 def run_gflops(run: Run) -> float | None:
-    """GFLOPs in the paper's convention from the run's profile.csv (first matching row)."""
+    """GFLOPs in the paper's convention from the run's profile.csv (first matching row); for
+    a method without one (a plugin profiled through its calls) the FLOPs counted per click."""
+    found = run_gflops_and_convention(run)
+    return None if found is None else found[0]
+
+
+def run_gflops_and_convention(run: Run) -> tuple[float, str] | None:
+    """(GFLOPs, "paper" or "per click") from the run's profile.csv (see `run_gflops`)."""
     profile = run.profile
-    if profile is None or "gflops_paper" not in profile.columns:
+    if profile is None:
         return None
     rows = profile
     if "model" in profile.columns and (profile["model"].astype(str) == run.model_name).any():
         rows = profile[profile["model"].astype(str) == run.model_name]
-    values = rows["gflops_paper"].dropna()
-    return float(values.iloc[0]) if not values.empty else None
+    for column, convention in (("gflops_paper", "paper"), ("gflops_full", "per click")):
+        if column in rows.columns:
+            values = pd.to_numeric(rows[column], errors="coerce").dropna()
+            if not values.empty:
+                return float(values.iloc[0]), convention
+    return None
 
 
 def published_points(
@@ -183,6 +194,14 @@ def noc_vs_gflops(
                 f"{keys[r['reference']]} {_published_label(r)}" for _, r in first.iterrows()
             )
             + "."
+        )
+    counted = [r.label for r in have if run_gflops_and_convention(r)[1] == "per click"]
+    if counted:
+        caption += (
+            " No paper convention for "
+            + ", ".join(counted)
+            + ": GFLOPs per click counted by FlopCounterMode around the predictor's calls "
+            "(bench profile --model)."
         )
     if missing:
         caption += " Not shown (no GFLOPs in profile.csv): " + ", ".join(missing) + "."

@@ -926,6 +926,19 @@ def compute_table(runs: list[Run]) -> ReportTable:
             "stops early), the other clicks one, so a first click costs up to cf_n + 1 times "
             "SimpleClick's and an SPC median over all clicks hides it: " + "; ".join(cascaded) + "."
         )
+    plugin_rows = [
+        run.label
+        for run, rows in profiled
+        for _, row in rows.iterrows()
+        if _text(row, "flops_convention_paper").startswith("none")
+    ]
+    if plugin_rows:
+        notes.append(
+            "Profiled through the predictor's calls (bench profile --model): "
+            + ", ".join(dict.fromkeys(plugin_rows))
+            + ". GFLOPs full = FlopCounterMode per click, start() amortised over the clicks "
+            "(encoder / decoder: start() once, one predict()); no paper convention."
+        )
     with_profile = {id(run) for run, _ in profiled}
     missing = [run.label for run in runs if id(run) not in with_profile]
     if missing:

@@ -83,9 +83,19 @@ def _fmt(value: object) -> str:
 @click.command("profile")
 @click.option(
     "--models",
-    default="simpleclick-vit-b",
-    show_default=True,
-    help="Comma-separated model names: " + ", ".join(TARGETS) + ".",
+    default=None,
+    help="Comma-separated model names (default simpleclick-vit-b). "
+    + ", ".join(TARGETS)
+    + " and the SAM family are counted in the paper's conventions; any other registered "
+    "model is profiled through its calls, like --model.",
+)
+@click.option(
+    "--model",
+    "plugin_models",
+    multiple=True,
+    help="Any predictor, as `bench run --model` takes it (file.py:factory, module:factory, "
+    "an entry point): seconds per click, peak memory and FLOPs per click measured through "
+    "its calls on real instances (repeatable).",
 )
 @click.option(
     "--sizes",
@@ -143,7 +153,8 @@ def _fmt(value: object) -> str:
 )
 @click.option("--no-spc", is_flag=True, help="Skip the click loop (counts and memory only).")
 def profile_command(
-    models: str,
+    models: str | None,
+    plugin_models: tuple[str, ...],
     sizes: str,
     device: str,
     dtype: str,
@@ -158,11 +169,17 @@ def profile_command(
     no_spc: bool,
 ) -> None:
     """Parameters, FLOPs (paper and full conventions), peak memory and seconds per click."""
+    names = _split(models) if models is not None else ([] if plugin_models else [DEFAULT_MODEL])
+    plugins = [n for n in names if not _has_counter(n)] + list(plugin_models)
     try:
-        targets = [resolve_target(name) for name in _split(models)]
+        targets = [resolve_target(name) for name in names if _has_counter(name)]
+        for name in plugins:
+            _resolve_model(name)
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="--models") from None
-    if not targets:
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--model") from None
+    if not targets and not plugins:
         raise click.BadParameter("give at least one model name", param_hint="--models")
     try:
         size_list = [int(s) for s in _split(sizes)]
@@ -176,7 +193,12 @@ def profile_command(
                 check_input_size(target, size)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--sizes") from None
-    if checkpoint is not None and len(targets) != 1:
+    if plugins and no_spc:
+        raise click.BadParameter(
+            "--no-spc: a model profiled through its calls needs the click loop",
+            param_hint="--model",
+        )
+    if checkpoint is not None and (len(targets) != 1 or plugins):
         raise click.BadParameter("--checkpoint needs exactly one model in --models")
     samples = None
     if not no_spc:
@@ -204,11 +226,38 @@ def profile_command(
                 )
                 if out_dir is not None:
                     write_csv(rows, out_dir / "profile.csv")  # rewritten after each row
+        for name in plugins:
+            from bench.profile.plugin import profile_predictor
+
+            try:
+                rows.append(profile_predictor(name, samples, label, device, clicks, warmup))
+            except (TypeError, ValueError) as exc:
+                raise click.ClickException(f"{name}: {exc}") from None
+            if out_dir is not None:
+                write_csv(rows, out_dir / "profile.csv")
     finally:
         torch.set_num_threads(previous_threads)  # process-wide; callers in-process keep theirs
     click.echo(format_table(rows))
     if out_dir is not None:
         click.echo(f"\nwrote {out_dir / 'profile.csv'}")
+
+
+DEFAULT_MODEL = "simpleclick-vit-b"
+
+
+def _has_counter(name: str) -> bool:
+    """A family with paper-convention counters (SimpleClick, RITM, SAM)."""
+    try:
+        resolve_target(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _resolve_model(name: str) -> None:
+    from bench.adapters import resolve_model
+
+    resolve_model(name)
 
 
 def _sample_source(dataset: str, data_root: Path | None, limit: int | None = None):
