@@ -151,6 +151,8 @@ def noc_vs_gflops(
                 if dataset not in summary.index:
                     continue
                 x, y = gflops[run.label], float(summary.at[dataset, "NoC@90"])
+                if math.isnan(y):  # unavailable (an early stop below 0.90)
+                    continue
                 area = 2500 * x / largest  # marker area in pt^2, proportional
                 ax.scatter([x], [y], s=area, color=colors[run.label], alpha=0.6, edgecolor="k")
                 if "NoC@90_lo" in summary.columns and not pd.isna(summary.at[dataset, "NoC@90_lo"]):
