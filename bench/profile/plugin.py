@@ -29,7 +29,7 @@ from torch import nn
 from bench.profile import ProfileRow, dtype_name
 from bench.profile import clicks as profile_clicks
 from bench.profile import memory as profile_memory
-from bench.sample import Sample
+from bench.sample import Sample, predictor_input
 
 FLOPS_CONVENTION = (
     "FlopCounterMode around the predictor's calls on the first instance: (start + every "
@@ -73,7 +73,7 @@ def _timed_instance(
     state = runner.start_instance(sample.gt, sample.dataset, sample.id, settings.seed)
     _sync(device)
     tic = time.perf_counter()
-    predictor.start(sample)
+    predictor.start(predictor_input(predictor, sample))
     _sync(device)
     start_s = time.perf_counter() - tic
     times = []
@@ -102,7 +102,7 @@ def count_flops(predictor: Any, sample: Sample, settings: Any) -> tuple[int, lis
     rule = make_click_model(settings.click_model)
     state = runner.start_instance(sample.gt, sample.dataset, sample.id, settings.seed)
     with FlopCounterMode(display=False) as counter:
-        predictor.start(sample)
+        predictor.start(predictor_input(predictor, sample))
     start = int(counter.get_total_flops())
     per_click = []
     while not state.done:
