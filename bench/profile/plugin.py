@@ -73,7 +73,7 @@ def _timed_instance(
     state = runner.start_instance(sample.gt, sample.dataset, sample.id, settings.seed)
     _sync(device)
     tic = time.perf_counter()
-    predictor.start(predictor_input(predictor, sample))
+    predictor.start(predictor_input(sample, predictor))
     _sync(device)
     start_s = time.perf_counter() - tic
     times = []
@@ -102,7 +102,7 @@ def count_flops(predictor: Any, sample: Sample, settings: Any) -> tuple[int, lis
     rule = make_click_model(settings.click_model)
     state = runner.start_instance(sample.gt, sample.dataset, sample.id, settings.seed)
     with FlopCounterMode(display=False) as counter:
-        predictor.start(predictor_input(predictor, sample))
+        predictor.start(predictor_input(sample, predictor))
     start = int(counter.get_total_flops())
     per_click = []
     while not state.done:
