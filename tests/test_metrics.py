@@ -135,7 +135,8 @@ def test_noc_above_the_early_stop_is_unavailable(tmp_path, golden):
     protocol = {**OLD_PROTOCOL, "stop_at_iou": 0.85, "noc_thresholds": [0.8, 0.85]}
     run = write_run(tmp_path / "run", "GrabCut", instances, protocol=protocol, transform=stopped)
     unstopped = write_run(tmp_path / "full", "GrabCut", instances)
-    result = CliRunner().invoke(bench_main, ["summary", str(run)])
+    shown = "NoC@85,NoC@90,NoC@95,NoF@85,NoF@90,NoF@95,IoU-AUC"
+    result = CliRunner().invoke(bench_main, ["summary", str(run), "--metrics", shown])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(run / "summary.csv", index_col="dataset")
     assert CliRunner().invoke(bench_main, ["summary", str(unstopped)]).exit_code == 0
