@@ -333,7 +333,7 @@ def test_medical_table_reports_miou_at_10_from_the_trajectories(runs, tmp_path):
 
 def test_figures_are_embedded_and_qualitative_panels_rank_instances(runs, report):
     keys = [f.key for f in report.figures]
-    assert keys[:3] == ["figure-miou", "figure4-k1", "figure4-k5"]
+    assert keys[:4] == ["figure-miou", "figure-mbiou", "figure4-k1", "figure4-k5"]
     assert sum(k.startswith("figure7-") for k in keys) == 2  # one per method on demo
     html = report.html.read_text()
     assert html.count('src="data:image/png;base64,') == len(report.figures)
