@@ -489,7 +489,11 @@ def test_summary_and_report_on_an_empty_folder(tmp_path):
     assert f"{empty}: no {TRAJECTORIES} or {JOURNAL}; is this a run directory?" in summary.output
     report = invoke(["report", str(empty), "-o", str(tmp_path / "r.html")])
     assert report.exit_code == 2
-    assert f"{empty}: no manifest.json (not a `bench run` output folder)" in report.output
+    assert f"no run folder (a folder with manifest.json written by `bench run`) in {empty}" in (
+        report.output
+    )
+    assert f"{empty}: no manifest.json, and no run folder inside; skipped" in report.output
+    assert not (tmp_path / "r.html").exists()
 
 
 def test_summary_and_report_on_a_corrupt_manifest(clean, data_root, tmp_path):

@@ -427,8 +427,8 @@ def test_a_failing_batch_call_changes_no_handle(networks):
 def test_bench_run_subprocess_with_a_random_checkpoint(files, data_root, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.cli", "run", "--model", "sam-vit-b",
-         "--checkpoint", str(files["sam-vit-b"]), "--datasets", "grabcut",
+        [sys.executable, "-m", "bench.cli", "run", "--model", "sam2-hiera-t",
+         "--checkpoint", str(files["sam2-hiera-t"]), "--datasets", "grabcut",
          "--data-root", str(data_root), "--limit", "3", "--max-clicks", "5",
          "--batch-size", "2", "--threads", "1", "--out", str(out), "--no-progress"],
         capture_output=True, text=True, timeout=3600,
@@ -442,7 +442,7 @@ def test_bench_run_subprocess_with_a_random_checkpoint(files, data_root, tmp_pat
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     described = manifest["model"]["describe"]
-    digest = hashlib.sha256(files["sam-vit-b"].read_bytes()).hexdigest()
+    digest = hashlib.sha256(files["sam2-hiera-t"].read_bytes()).hexdigest()
     assert described["checkpoint_sha256"] == digest
     assert described["prompt_protocol"]["multimask"] == "first"
     assert manifest["engine"]["batched_predictor"] is True
