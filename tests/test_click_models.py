@@ -381,8 +381,8 @@ def test_killed_and_resumed_run_equals_uninterrupted(spec, data_root, tmp_path):
     golden fake, unbroken) pauses in its 11th `start()` and says so, after 10 entries are
     journaled (batch 1 opens an instance only once the previous one is stored)."""
     full, killed = tmp_path / "full", tmp_path / "killed"
-    bench_run(*run_args(data_root, full, spec, 50))
-    args = run_args(data_root, killed, spec, 50)
+    bench_run(*run_args(data_root, full, spec, 24))
+    args = run_args(data_root, killed, spec, 24)
     cmd = [*BENCH, *args[:2], FAULTY, *args[3:]]
     marker = tmp_path / "paused"
     env = {

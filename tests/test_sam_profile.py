@@ -134,7 +134,7 @@ def test_profile_csv_row_of_sam2_with_encoder_and_decoder_apart(tmp_path):
     result = CliRunner().invoke(
         main,
         ["profile", "--models", "sam2-hiera-t", "--dataset", "demo", "--limit", "2",
-         "--clicks", "3", "--warmup", "1", "--threads", "1", "--out", str(out)],
+         "--clicks", "3", "--warmup", "1", "--threads", "2", "--out", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output + repr(result.exception)
     with (out / "profile.csv").open() as handle:
