@@ -137,11 +137,16 @@ class SamBackend:
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
                 multimask_output=multimask,
+                **self._decoder_arguments(embedding),
             )
             logits = network.postprocess_masks(
                 low_res, embedding.input_size, embedding.original_size
             )
         return Decoded(low_res=low_res.float(), iou=iou.float(), logits=logits.float())
+
+    def _decoder_arguments(self, embedding: Embedding) -> dict[str, Any]:
+        """What a decoder beyond segment-anything's takes besides the prompts (SAM-HQ's)."""
+        return {}
 
 
 class SamHqBackend(SamBackend):
@@ -173,29 +178,8 @@ class SamHqBackend(SamBackend):
             interm=(interm[0],),
         )
 
-    def _decode_one(self, request: DecodeRequest, multimask: bool) -> Decoded:
-        embedding = request.embedding
-        coords = sam_point_coords(request.points_xy, embedding.original_size, self.resolution)
-        coords_t = torch.as_tensor(coords, dtype=torch.float, device=self.device)[None, :, :]
-        labels_t = torch.as_tensor(request.labels, dtype=torch.int, device=self.device)[None, :]
-        network = self.network
-        with precision(self.device, self.dtype):
-            sparse, dense = network.prompt_encoder(
-                points=(coords_t, labels_t), boxes=None, masks=request.mask_input
-            )
-            low_res, iou = network.mask_decoder(
-                image_embeddings=embedding.image_embed,
-                image_pe=network.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask,
-                hq_token_only=self.hq_token_only,
-                interm_embeddings=list(embedding.interm),
-            )
-            logits = network.postprocess_masks(
-                low_res, embedding.input_size, embedding.original_size
-            )
-        return Decoded(low_res=low_res.float(), iou=iou.float(), logits=logits.float())
+    def _decoder_arguments(self, embedding: Embedding) -> dict[str, Any]:
+        return {"hq_token_only": self.hq_token_only, "interm_embeddings": list(embedding.interm)}
 
 
 class Sam2Backend:
