@@ -319,10 +319,18 @@ def _official_network_from_file(name: str, path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "images"), [("sam-vit-b", 1), ("sam2-hiera-t", 2)])
+@pytest.mark.parametrize(("name", "images"), [("sam-vit-b", 1), ("sam2-hiera-t", 1)])
 def test_end_to_end_from_an_official_checkpoint_file(
     official_predictors, networks, samples, tmp_path, name, images
 ):
+    torch.set_num_threads(2)  # the encoder passes, on a CPU of its own in CI
+    try:
+        _end_to_end(official_predictors, networks, samples, tmp_path, name, images)
+    finally:
+        torch.set_num_threads(1)
+
+
+def _end_to_end(official_predictors, networks, samples, tmp_path, name, images):
     path = _save_official_checkpoint(name, networks[name], tmp_path / f"{name}.pth")
     ours = make_predictor(resolve_model(name), checkpoint=str(path), device="cpu")
     official_network = _official_network_from_file(name, path)
